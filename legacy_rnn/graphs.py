@@ -54,6 +54,16 @@ def rnn_features(inputs, n_hidden, rnn="static", bidirectional=False, seqlen=Non
     """
     if rnn not in RNN_APIS:
         raise ValueError(f"rnn must be one of {RNN_APIS}, got {rnn!r}")
+    # TF 1.x initialised cell kernels with the graph-seeded glorot_uniform_initializer. tf-keras,
+    # which provides the cells now, seeds its default from Python's `random` instead, so
+    # set_random_seed would not fix them. A scope initializer restores the TF1 behaviour
+    # without changing any variable name.
+    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
+                                     initializer=tf.compat.v1.glorot_uniform_initializer()):
+        return _rnn_features(inputs, n_hidden, rnn, bidirectional, seqlen)
+
+
+def _rnn_features(inputs, n_hidden, rnn, bidirectional, seqlen):
     cells = (lstm_cell(n_hidden), lstm_cell(n_hidden)) if bidirectional else (lstm_cell(n_hidden),)
     if rnn == "static":
         steps = tf.unstack(inputs, inputs.shape[1], axis=1)

@@ -151,7 +151,7 @@ class DataSet:
     """
 
     def __init__(self, images, labels, rng):
-        self.images = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        self.images = images.reshape(len(images), IMAGE_ROWS * IMAGE_COLS).astype(np.float32) / 255.0
         self.labels = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
         self.num_examples = len(images)
         self.epochs_completed = 0
@@ -184,7 +184,7 @@ class DataSets:
 
 
 def read_data_sets(dataset="mnist", data_dir=None, tfds_data_dir=None, seed=0,
-                   validation_size=VALIDATION_SIZE):
+                   validation_size=VALIDATION_SIZE, can_download=_tfds_download_possible):
     """MNIST-like data sets from IDX files in `data_dir`, else from tensorflow-datasets."""
     if dataset not in DATASETS:
         raise UserError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
@@ -194,7 +194,8 @@ def read_data_sets(dataset="mnist", data_dir=None, tfds_data_dir=None, seed=0,
                             "holds the four MNIST IDX files.")
         train, test = (load_idx_split(data_dir, split) for split in ("train", "test"))
     else:
-        train, test = (load_tfds_split(dataset, split, tfds_data_dir) for split in ("train", "test"))
+        train, test = (load_tfds_split(dataset, split, tfds_data_dir, can_download)
+                       for split in ("train", "test"))
     train_images, train_labels = train
     if not 0 <= validation_size < len(train_images):
         raise UserError(f"--validation_size={validation_size} must be at least 0 and leave training "

@@ -1,0 +1,22 @@
+import os
+import sys
+
+import pytest
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import legacy_rnn  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from legacy_rnn import cli  # noqa: E402,F401  (defines the flags the tests parse)
+
+# Library code is called directly in most tests; flags are parsed explicitly where tested.
+flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A directory with small valid MNIST-layout IDX files (60 train, 20 test images)."""
+    import idx_files
+    idx_files.write_mnist_dir(tmp_path, n_train=60, n_test=20, seed=0)
+    return tmp_path
