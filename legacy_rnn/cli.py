@@ -41,6 +41,11 @@ _RNN = flags.DEFINE_enum("rnn", _MNIST.rnn, graphs.RNN_APIS,
                          "dynamic_rnn / bidirectional_dynamic_rnn. Same function, same variables.")
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "If set: TensorBoard summaries, checkpoints and metrics.json go here.")
+_INIT_CHECKPOINT = flags.DEFINE_string(
+    "init_checkpoint", None, "Start from this checkpoint (a prefix, or a directory with a "
+    "`checkpoint` file): this project's, or one the original tutorial script wrote.")
+_EVAL_ONLY = flags.DEFINE_bool("eval_only", False,
+                               "With --init_checkpoint: evaluate its weights, train nothing.")
 _TEST_LEN = flags.DEFINE_integer(
     "test_len", 0, "Evaluate on the first test_len test examples (the seeds used 128 MNIST "
     "images); 0 evaluates on the whole test split.")
@@ -96,7 +101,9 @@ def set_experiment_defaults(experiment):
 def train_config():
     return training.TrainConfig(batch_size=_BATCH_SIZE.value,
                                 training_iters=_TRAINING_ITERS.value,
-                                display_step=_DISPLAY_STEP.value, model_dir=_MODEL_DIR.value)
+                                display_step=_DISPLAY_STEP.value, model_dir=_MODEL_DIR.value,
+                                init_checkpoint=_INIT_CHECKPOINT.value,
+                                eval_only=_EVAL_ONLY.value)
 
 
 def mnist_config(bidirectional):
@@ -138,9 +145,9 @@ def run_experiment(experiment, argv):
     except UserError as e:
         print(f"{experiment}: {e}", file=sys.stderr)
         return 1
-    logging.info("test_loss %.6f on %d examples, %.1f s training, %.0f examples/s",
-                 metrics["test_loss"], metrics["test_examples"], metrics["train_seconds"],
-                 metrics["examples_per_sec"] or 0)
+    logging.info("test_loss %.6f on %d examples, %d training steps in %.1f s (%.0f examples/s)",
+                 metrics["test_loss"], metrics["test_examples"], metrics["global_step"],
+                 metrics["train_seconds"], metrics["examples_per_sec"] or 0)
     print(f"test_accuracy: {metrics['test_accuracy']:.4f}")
     return 0
 

@@ -3,7 +3,7 @@ import dataclasses
 
 import numpy as np
 
-from legacy_rnn import graphs, mnist_data, toy_data, training
+from legacy_rnn import checkpoints, graphs, mnist_data, toy_data, training
 from legacy_rnn.errors import UserError
 
 
@@ -21,6 +21,10 @@ class MnistConfig:
     validation_size: int = mnist_data.VALIDATION_SIZE
     test_len: int = 0  # 0: the whole test split
 
+    @property
+    def experiment(self):
+        return "mnist_birnn" if self.bidirectional else "mnist_rnn"
+
 
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
@@ -37,6 +41,21 @@ class ToyConfig:
     test_len: int = 0  # 0: all n_test sequences
 
 
+def _init_from(train, experiment, n_hidden):
+    """(train config with the checkpoint prefix resolved, {graph var: checkpoint var} or None)."""
+    if not train.init_checkpoint:
+        if train.eval_only:
+            raise UserError("--eval_only evaluates the weights of --init_checkpoint, and none was "
+                            "given. Pass --init_checkpoint=PREFIX (or a --model_dir of a run).")
+        return train, None
+    prefix = checkpoints.resolve_prefix(train.init_checkpoint)
+    names, shape = checkpoints.checkpoint_map(prefix, experiment)
+    if shape.n_hidden != n_hidden:
+        raise UserError(f"{prefix} holds an LSTM of {shape.n_hidden} units, and this run builds "
+                        f"{n_hidden}. Pass --n_hidden={shape.n_hidden}.")
+    return dataclasses.replace(train, init_checkpoint=prefix), names
+
+
 def _head(arrays, test_len):
     n = len(arrays[0])
     if test_len > n:
@@ -47,6 +66,7 @@ def _head(arrays, test_len):
 
 def run_mnist(config, train, data_sets=None):
     """Trains and evaluates the MNIST (Bi)LSTM; `data_sets` overrides reading the data."""
+    train, init_map = _init_from(train, config.experiment, config.n_hidden)
     if data_sets is None:
         data_sets = mnist_data.read_data_sets(config.dataset, config.data_dir,
                                               config.tfds_data_dir, config.seed,
@@ -54,7 +74,7 @@ def run_mnist(config, train, data_sets=None):
     model = graphs.build_mnist_model(config.n_hidden, config.bidirectional, config.rnn,
                                      config.learning_rate, config.seed)
     test = _head((data_sets.test.images, data_sets.test.labels), config.test_len)
-    return training.train_and_evaluate(model, train, data_sets.train, test,
+    return training.train_and_evaluate(model, train, data_sets.train, test, init_map,
                                        {"config": dataclasses.asdict(config)})
 
 
@@ -68,9 +88,10 @@ def toy_data_sets(config):
 
 def run_toy(config, train):
     """Trains and evaluates the variable-length toy classifier."""
+    train, init_map = _init_from(train, "toy_dynamic_rnn", config.n_hidden)
     train_set, test_set = toy_data_sets(config)
     model = graphs.build_toy_model(config.n_hidden, config.seq_max_len, config.rnn,
                                    config.learning_rate, config.seed)
     test = _head((test_set.data, test_set.labels, test_set.seqlen), config.test_len)
-    return training.train_and_evaluate(model, train, train_set, test,
+    return training.train_and_evaluate(model, train, train_set, test, init_map,
                                        {"config": dataclasses.asdict(config)})

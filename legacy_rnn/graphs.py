@@ -105,7 +105,7 @@ def _classifier(graph, inputs, features, labels, optimizer, learning_rate):
 
 
 def build_mnist_model(n_hidden, bidirectional=False, rnn="static", learning_rate=0.001, seed=0,
-                      n_steps=28, n_input=28, n_classes=10):
+                      n_steps=28, n_input=28, n_classes=10, optimizer="adam"):
     """The MNIST row-by-row classifier; inputs `(images [b, n_steps * n_input], labels [b, 10])`."""
     graph = tf.Graph()
     with graph.as_default():
@@ -114,10 +114,11 @@ def build_mnist_model(n_hidden, bidirectional=False, rnn="static", learning_rate
         labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
         rows = tf.reshape(images, [-1, n_steps, n_input])
         features = rnn_features(rows, n_hidden, rnn, bidirectional)
-        return _classifier(graph, (images, labels), features, labels, "adam", learning_rate)
+        return _classifier(graph, (images, labels), features, labels, optimizer, learning_rate)
 
 
-def build_toy_model(n_hidden, seq_max_len, rnn="static", learning_rate=0.01, seed=0, n_classes=2):
+def build_toy_model(n_hidden, seq_max_len, rnn="static", learning_rate=0.01, seed=0, n_classes=2,
+                    optimizer="sgd"):
     """The variable-length classifier; inputs `(x [b, seq_max_len, 1], labels [b, 2], seqlen [b])`."""
     graph = tf.Graph()
     with graph.as_default():
@@ -126,4 +127,4 @@ def build_toy_model(n_hidden, seq_max_len, rnn="static", learning_rate=0.01, see
         labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
         seqlen = tf.compat.v1.placeholder(tf.int32, [None], name="seqlen")
         features = rnn_features(x, n_hidden, rnn, seqlen=seqlen)
-        return _classifier(graph, (x, labels, seqlen), features, labels, "sgd", learning_rate)
+        return _classifier(graph, (x, labels, seqlen), features, labels, optimizer, learning_rate)

@@ -23,6 +23,8 @@ class TrainConfig:
     training_iters: int = 100000  # examples, as in the seeds: steps = (training_iters - 1) // batch
     display_step: int = 10
     model_dir: str | None = None
+    init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
+    eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
 
 
 def num_steps(training_iters, batch_size):
@@ -63,19 +65,26 @@ def write_json_atomically(path, obj):
     os.replace(tmp, path)
 
 
-def train_and_evaluate(model, config, train_set, test_inputs, extra_metrics=None):
+def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, extra_metrics=None):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
+
+    With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
+    checkpoint variable name}) start from that checkpoint; `config.eval_only` then skips training.
 
     Returns the metrics dict (also written to `model_dir/metrics.json` when a model_dir is set),
     plus `step_losses`, the training loss of every step, which is kept out of the file.
     """
-    steps = num_steps(config.training_iters, config.batch_size)
+    steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
     if config.model_dir:
         _prepare_model_dir(config.model_dir)
     tf.config.experimental.enable_op_determinism()
     with model.graph.as_default():
         init = tf.compat.v1.global_variables_initializer()
         saver = tf.compat.v1.train.Saver(max_to_keep=3)
+        if config.init_checkpoint:
+            variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
+            init_saver = tf.compat.v1.train.Saver(
+                {ckpt: variables[name] for name, ckpt in init_map.items()})
         summaries = tf.compat.v1.summary.merge([
             tf.compat.v1.summary.scalar("loss", model.loss),
             tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
@@ -85,6 +94,9 @@ def train_and_evaluate(model, config, train_set, test_inputs, extra_metrics=None
 
     with tf.compat.v1.Session(graph=model.graph) as sess:
         sess.run(init)
+        if config.init_checkpoint:
+            init_saver.restore(sess, config.init_checkpoint)
+            logging.info("started from %s", config.init_checkpoint)
         step_losses, history = [], []
         examples = 0
         start = window_start = time.perf_counter()
@@ -123,13 +135,14 @@ def train_and_evaluate(model, config, train_set, test_inputs, extra_metrics=None
             "global_step": int(sess.run(model.global_step)),
             "train_examples": examples,
             "train_seconds": train_seconds,
-            "examples_per_sec": examples / train_seconds if train_seconds > 0 else None,
+            "examples_per_sec": examples / train_seconds if examples else None,
             "train_history": history,
             **(extra_metrics or {}),
         }
-        if config.model_dir:
+        if config.model_dir and not config.eval_only:
             saver.save(sess, os.path.join(config.model_dir, CHECKPOINT_NAME),
                        global_step=metrics["global_step"])
+        if config.model_dir:
             for tag in ("test_accuracy", "test_loss"):
                 writer.add_summary(tf.compat.v1.Summary(value=[
                     tf.compat.v1.Summary.Value(tag=tag, simple_value=metrics[tag])]),
