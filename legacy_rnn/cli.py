@@ -41,6 +41,10 @@ _RNN = flags.DEFINE_enum("rnn", _MNIST.rnn, graphs.RNN_APIS,
                          "dynamic_rnn / bidirectional_dynamic_rnn. Same function, same variables.")
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "If set: TensorBoard summaries, checkpoints and metrics.json go here.")
+_CHECKPOINT_STEPS = flags.DEFINE_integer(
+    "checkpoint_steps", _TRAIN.checkpoint_steps,
+    "With --model_dir: save a checkpoint every this many steps (and at the end, and on "
+    "SIGINT/SIGTERM). Rerunning with the same --model_dir resumes from the latest one.")
 _INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", None, "Start from this checkpoint (a prefix, or a directory with a "
     "`checkpoint` file): this project's, or one the original tutorial script wrote.")
@@ -73,7 +77,8 @@ _N_TEST = flags.DEFINE_integer("n_test", _TOY.n_test, "Toy test sequences.")
 MNIST_ONLY_FLAGS = ("dataset", "data_dir", "tfds_data_dir", "validation_size")
 TOY_ONLY_FLAGS = ("seq_max_len", "min_len", "max_value", "n_train", "n_test")
 
-for _name in ("n_hidden", "batch_size", "training_iters", "display_step", "seq_max_len",
+for _name in ("n_hidden", "batch_size", "training_iters", "display_step", "checkpoint_steps",
+              "seq_max_len",
               "min_len", "max_value", "n_train", "n_test"):
     flags.register_validator(_name, lambda v: v > 0, message=f"--{_name} must be a positive integer.")
 for _name in ("test_len", "validation_size", "seed"):
@@ -102,6 +107,7 @@ def train_config():
     return training.TrainConfig(batch_size=_BATCH_SIZE.value,
                                 training_iters=_TRAINING_ITERS.value,
                                 display_step=_DISPLAY_STEP.value, model_dir=_MODEL_DIR.value,
+                                checkpoint_steps=_CHECKPOINT_STEPS.value,
                                 init_checkpoint=_INIT_CHECKPOINT.value,
                                 eval_only=_EVAL_ONLY.value)
 
@@ -144,7 +150,7 @@ def run_experiment(experiment, argv):
                                             train_config())
     except UserError as e:
         print(f"{experiment}: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)
     logging.info("test_loss %.6f on %d examples, %d training steps in %.1f s (%.0f examples/s)",
                  metrics["test_loss"], metrics["test_examples"], metrics["global_step"],
                  metrics["train_seconds"], metrics["examples_per_sec"] or 0)
@@ -152,10 +158,15 @@ def run_experiment(experiment, argv):
     return 0
 
 
+def quiet_tf1_notices():
+    """For programs: the point of this project is the deprecated TF1 API, and its deprecation
+    notices would drown the output."""
+    tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message=r"`tf.nn.rnn_cell.* is deprecated")
+
+
 def program(experiment):
     """Runs `experiment` as a command-line program (the `__main__` of each program module)."""
     set_experiment_defaults(experiment)
-    # The point of these programs is the deprecated TF1 API; its notices would drown the output.
-    tf.get_logger().setLevel("ERROR")
-    warnings.filterwarnings("ignore", message=r".*BasicLSTMCell.* is deprecated")
+    quiet_tf1_notices()
     app.run(lambda argv: run_experiment(experiment, argv))

@@ -15,6 +15,7 @@ import sys
 from absl import app, flags
 
 from legacy_rnn import checkpoints, keras_models
+from legacy_rnn.cli import quiet_tf1_notices
 from legacy_rnn.errors import UserError
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory.")
@@ -60,4 +61,5 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["checkpoint", "model", "output"])
+    quiet_tf1_notices()
     app.run(main)

@@ -89,6 +89,20 @@ def _rnn_features(inputs, n_hidden, rnn, bidirectional, seqlen):
     return last_relevant_output(outputs, seqlen)
 
 
+def _new_graph(seed):
+    """A graph with its seed set, built under TF op determinism.
+
+    Determinism is a process-wide switch, and some ops choose their deterministic kernels when
+    the graph is built: enabling it only before running would make the first graph of a process
+    differ (in the last float32 bit) from every later one.
+    """
+    tf.config.experimental.enable_op_determinism()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+    return graph
+
+
 def _classifier(graph, inputs, features, labels, optimizer, learning_rate):
     n_in, n_classes = features.shape[-1], labels.shape[-1]
     with tf.compat.v1.name_scope("output"):
@@ -107,9 +121,8 @@ def _classifier(graph, inputs, features, labels, optimizer, learning_rate):
 def build_mnist_model(n_hidden, bidirectional=False, rnn="static", learning_rate=0.001, seed=0,
                       n_steps=28, n_input=28, n_classes=10, optimizer="adam"):
     """The MNIST row-by-row classifier; inputs `(images [b, n_steps * n_input], labels [b, 10])`."""
-    graph = tf.Graph()
+    graph = _new_graph(seed)
     with graph.as_default():
-        tf.compat.v1.set_random_seed(seed)
         images = tf.compat.v1.placeholder(tf.float32, [None, n_steps * n_input], name="images")
         labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
         rows = tf.reshape(images, [-1, n_steps, n_input])
@@ -120,9 +133,8 @@ def build_mnist_model(n_hidden, bidirectional=False, rnn="static", learning_rate
 def build_toy_model(n_hidden, seq_max_len, rnn="static", learning_rate=0.01, seed=0, n_classes=2,
                     optimizer="sgd"):
     """The variable-length classifier; inputs `(x [b, seq_max_len, 1], labels [b, 2], seqlen [b])`."""
-    graph = tf.Graph()
+    graph = _new_graph(seed)
     with graph.as_default():
-        tf.compat.v1.set_random_seed(seed)
         x = tf.compat.v1.placeholder(tf.float32, [None, seq_max_len, 1], name="x")
         labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
         seqlen = tf.compat.v1.placeholder(tf.int32, [None], name="seqlen")

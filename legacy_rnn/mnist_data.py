@@ -9,6 +9,7 @@ with images float32 `[n, 784]` in [0, 1] and one-hot float32 labels `[n, 10]`. T
 """
 import dataclasses
 import gzip
+import math
 import os
 import socket
 import struct
@@ -65,7 +66,7 @@ def _parse(path, data, magic, ndim):
             f"{path} has magic number {found_magic}, expected {magic} for an IDX "
             f"{'image' if ndim == 3 else 'label'} file. Check that the file names are not swapped "
             "and that the file is the MNIST IDX file it is named after.")
-    expected = header_size + int(np.prod(dims, dtype=np.int64))
+    expected = header_size + math.prod(dims)  # Python ints: no overflow on absurd headers
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "longer than its header says"
         raise IdxError(f"{path} is {what}: its header announces {dims} ({expected} bytes), the file "

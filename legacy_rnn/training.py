@@ -1,7 +1,19 @@
-"""Training and evaluation of a built `graphs.Model` in a tf.compat.v1 Session."""
+"""Training and evaluation of a built `graphs.Model` in a tf.compat.v1 Session.
+
+With a model_dir, a run checkpoints every `checkpoint_steps`, on SIGINT/SIGTERM and at the end,
+and rewrites `metrics.json` with each checkpoint. Rerunning the same command resumes from the
+latest checkpoint; the batches already used are drawn again and skipped, so an interrupted and
+resumed run ends with the same weights as an uninterrupted one. A kill at any moment leaves the
+previous checkpoint and metrics.json readable: each save writes new files first (TF's Saver
+updates its `checkpoint` index only after the new prefix is complete, and metrics.json is
+replaced by rename).
+"""
+import contextlib
 import dataclasses
 import json
 import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -14,6 +26,8 @@ CHECKPOINT_NAME = "model.ckpt"
 METRICS_FILE = "metrics.json"
 # Test examples per Session.run while evaluating: bounds memory for the 10,000 MNIST test images.
 EVAL_CHUNK = 1000
+# Settings a resumed run may change: they do not alter the weights a step produces.
+RESUMABLE_CHANGES = frozenset({"test_len", "rnn", "data_dir", "tfds_data_dir", "training_iters"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,8 +37,17 @@ class TrainConfig:
     training_iters: int = 100000  # examples, as in the seeds: steps = (training_iters - 1) // batch
     display_step: int = 10
     model_dir: str | None = None
+    checkpoint_steps: int = 100  # with a model_dir: save every this many steps (and at the end)
     init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
     eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
+
+
+class Interrupted(UserError):
+    """SIGINT or SIGTERM stopped training; the exit status is the shell's 128 + signal."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def num_steps(training_iters, batch_size):
@@ -45,6 +68,16 @@ def evaluate(sess, model, inputs):
     return loss_sum / n, correct / n
 
 
+def write_json_atomically(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _prepare_model_dir(model_dir):
     try:
         os.makedirs(model_dir, exist_ok=True)
@@ -57,96 +90,198 @@ def _prepare_model_dir(model_dir):
                         "Choose a directory you can write to, or leave --model_dir out.") from None
 
 
-def write_json_atomically(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def _signals_recorded(received):
+    """While active, SIGINT/SIGTERM append to `received` instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, _: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, extra_metrics=None):
+class _Persistence:
+    """Checkpoints, summaries and metrics.json of one run in `model_dir` (all no-ops without)."""
+
+    def __init__(self, model, config, signature):
+        self.dir = config.model_dir
+        self.signature = signature
+        with model.graph.as_default():
+            self.saver = tf.compat.v1.train.Saver(max_to_keep=3)
+            self.summaries = tf.compat.v1.summary.merge([
+                tf.compat.v1.summary.scalar("loss", model.loss),
+                tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
+            self.writer = (tf.compat.v1.summary.FileWriter(self.dir, model.graph)
+                           if self.dir else None)
+        self.metrics_path = os.path.join(self.dir, METRICS_FILE) if self.dir else None
+
+    def latest(self):
+        return tf.train.latest_checkpoint(self.dir) if self.dir else None
+
+    def previous_metrics(self):
+        """metrics.json of the run being resumed; refuses one made with other settings."""
+        if not (self.metrics_path and os.path.exists(self.metrics_path)):
+            return {}
+        with open(self.metrics_path) as f:
+            previous = json.load(f)
+        old = previous.get("config", {})
+        changed = sorted(k for k in set(old) | set(self.signature)
+                         if k not in RESUMABLE_CHANGES and old.get(k) != self.signature.get(k))
+        if changed:
+            diffs = ", ".join(f"{k}: {old.get(k)!r} there, {self.signature.get(k)!r} now"
+                              for k in changed)
+            raise UserError(f"--model_dir={self.dir} holds a run with other settings ({diffs}). "
+                            "Rerun with that run's flags to resume it, or pass another "
+                            "--model_dir to start a new run.")
+        return previous
+
+    def save(self, sess, step, metrics):
+        if not self.dir:
+            return None
+        try:
+            prefix = self.saver.save(sess, os.path.join(self.dir, CHECKPOINT_NAME),
+                                     global_step=step)
+            write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
+        except (OSError, tf.errors.OpError) as e:
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            kept = self.latest()
+            raise UserError(
+                f"Saving the checkpoint of step {step} in {self.dir} failed ({reason}). "
+                f"{'The last good checkpoint, ' + kept + ', is kept' if kept else 'No earlier checkpoint exists'}"
+                "; free space or fix the directory, then rerun the same command to resume."
+            ) from None
+        return prefix
+
+    def scalars(self, step, **values):
+        if self.writer:
+            self.writer.add_summary(tf.compat.v1.Summary(value=[
+                tf.compat.v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]),
+                step)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+
+
+def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, extra_metrics=None,
+                       probe_inputs=None):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
 
     With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
     checkpoint variable name}) start from that checkpoint; `config.eval_only` then skips training.
-
-    Returns the metrics dict (also written to `model_dir/metrics.json` when a model_dir is set),
-    plus `step_losses`, the training loss of every step, which is kept out of the file.
+    A checkpoint already in `config.model_dir` takes precedence: the run resumes from it.
+    `extra_metrics["config"]`, if given, identifies the run: resuming with other settings is
+    refused. Returns the metrics (as written to metrics.json) plus `step_losses` (every step run
+    in this process) and, if `probe_inputs` are given, `probe_logits` on them after training.
     """
     steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
     if config.model_dir:
         _prepare_model_dir(config.model_dir)
-    tf.config.experimental.enable_op_determinism()
+    extra_metrics = dict(extra_metrics or {})
+    signature = {**extra_metrics.pop("config", {}), "batch_size": config.batch_size,
+                 "training_iters": config.training_iters}
+    store = _Persistence(model, config, signature)
     with model.graph.as_default():
         init = tf.compat.v1.global_variables_initializer()
-        saver = tf.compat.v1.train.Saver(max_to_keep=3)
-        if config.init_checkpoint:
-            variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
-            init_saver = tf.compat.v1.train.Saver(
-                {ckpt: variables[name] for name, ckpt in init_map.items()})
-        summaries = tf.compat.v1.summary.merge([
-            tf.compat.v1.summary.scalar("loss", model.loss),
-            tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
-        writer = (tf.compat.v1.summary.FileWriter(config.model_dir, model.graph)
-                  if config.model_dir else None)
+        variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
+        init_saver = (tf.compat.v1.train.Saver({ckpt: variables[name]
+                                                for name, ckpt in init_map.items()})
+                      if config.init_checkpoint else None)
     model.graph.finalize()
 
     with tf.compat.v1.Session(graph=model.graph) as sess:
         sess.run(init)
-        if config.init_checkpoint:
+        resume_from = None if config.eval_only else store.latest()
+        history = []
+        if resume_from:
+            history = store.previous_metrics().get("train_history", [])
+            try:
+                store.saver.restore(sess, resume_from)
+            except tf.errors.OpError as e:
+                raise UserError(f"--model_dir={config.model_dir} holds a checkpoint this model "
+                                f"cannot resume from ({e.message.splitlines()[0]}). Pass another "
+                                "--model_dir, or the flags of the run that wrote it.") from None
+            logging.info("resuming from step %d (%s)", sess.run(model.global_step), resume_from)
+        elif config.init_checkpoint:
             init_saver.restore(sess, config.init_checkpoint)
             logging.info("started from %s", config.init_checkpoint)
-        step_losses, history = [], []
-        examples = 0
+        first_step = int(sess.run(model.global_step)) + 1
+        history = [h for h in history if h["step"] < first_step]
+        examples = sum(len(train_set.next_batch(config.batch_size)[0])
+                       for _ in range(first_step - 1))  # the batches the checkpoint has seen
+
+        def progress_metrics(step, status):
+            return {"status": status, "global_step": step, "train_examples": examples,
+                    "train_history": history, **extra_metrics}
+
+        step_losses, received = [], []
         start = window_start = time.perf_counter()
-        window_examples = 0
-        for step in range(1, steps + 1):
-            batch = train_set.next_batch(config.batch_size)
-            display = step == 1 or step % config.display_step == 0 or step == steps
-            fetches = [model.train_op, model.loss, model.accuracy]
-            if display and writer:
-                fetches.append(summaries)
-            _, loss, accuracy, *summary = sess.run(fetches, dict(zip(model.inputs, batch)))
-            if not np.isfinite(loss):
-                raise UserError(
-                    f"The training loss became {loss} at step {step}. Lower --learning_rate (it is "
-                    "probably too large for this model) and run again.")
-            step_losses.append(float(loss))
-            examples += len(batch[0])
-            window_examples += len(batch[0])
-            if display:
-                now = time.perf_counter()
-                rate = window_examples / (now - window_start)
-                window_start, window_examples = now, 0
-                logging.info("step %d/%d  examples %d  minibatch loss %.6f  accuracy %.4f  %.0f examples/s",
-                             step, steps, examples, loss, accuracy, rate)
-                history.append({"step": step, "examples": examples, "loss": float(loss),
-                                "accuracy": float(accuracy)})
-                if writer:
-                    writer.add_summary(summary[0], step)
+        window_examples = run_examples = 0
+        last_saved = first_step - 1
+        with _signals_recorded(received):
+            for step in range(first_step, steps + 1):
+                batch = train_set.next_batch(config.batch_size)
+                display = step == 1 or step % config.display_step == 0 or step == steps
+                fetches = [model.train_op, model.loss, model.accuracy]
+                if display and store.writer:
+                    fetches.append(store.summaries)
+                _, loss, accuracy, *summary = sess.run(fetches, dict(zip(model.inputs, batch)))
+                if not np.isfinite(loss):
+                    kept = store.latest()
+                    raise UserError(
+                        f"The training loss became {loss} at step {step}; training stopped there "
+                        f"and saved nothing more ({'last good checkpoint: ' + kept if kept else 'no checkpoint was saved'}). "
+                        "Check the input data for NaN/Inf values, or lower --learning_rate.")
+                step_losses.append(float(loss))
+                examples += len(batch[0])
+                run_examples += len(batch[0])
+                window_examples += len(batch[0])
+                if display:
+                    now = time.perf_counter()
+                    rate = window_examples / (now - window_start)
+                    window_start, window_examples = now, 0
+                    logging.info("step %d/%d  examples %d  minibatch loss %.6f  accuracy %.4f  "
+                                 "%.0f examples/s", step, steps, examples, loss, accuracy, rate)
+                    history.append({"step": step, "examples": examples, "loss": float(loss),
+                                    "accuracy": float(accuracy)})
+                    if summary:
+                        store.writer.add_summary(summary[0], step)
+                if received:
+                    prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
+                    store.close()
+                    name = signal.Signals(received[0]).name
+                    raise Interrupted(
+                        f"{name} received: stopped after step {step} of {steps}. " +
+                        (f"Saved {prefix}; rerun the same command to resume."
+                         if prefix else "Nothing was saved (no --model_dir)."), received[0])
+                if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
+                    store.save(sess, step, progress_metrics(step, "training"))
+                    last_saved = step
         train_seconds = time.perf_counter() - start
 
         test_loss, test_accuracy = evaluate(sess, model, test_inputs)
+        final_step = int(sess.run(model.global_step))
         metrics = {
+            **progress_metrics(final_step, "evaluated" if config.eval_only else "complete"),
             "test_accuracy": test_accuracy,
             "test_loss": test_loss,
             "test_examples": len(test_inputs[0]),
-            "global_step": int(sess.run(model.global_step)),
-            "train_examples": examples,
             "train_seconds": train_seconds,
-            "examples_per_sec": examples / train_seconds if examples else None,
-            "train_history": history,
-            **(extra_metrics or {}),
+            "examples_per_sec": run_examples / train_seconds if run_examples else None,
         }
-        if config.model_dir and not config.eval_only:
-            saver.save(sess, os.path.join(config.model_dir, CHECKPOINT_NAME),
-                       global_step=metrics["global_step"])
         if config.model_dir:
-            for tag in ("test_accuracy", "test_loss"):
-                writer.add_summary(tf.compat.v1.Summary(value=[
-                    tf.compat.v1.Summary.Value(tag=tag, simple_value=metrics[tag])]),
-                    metrics["global_step"])
-            writer.close()
-            write_json_atomically(os.path.join(config.model_dir, METRICS_FILE), metrics)
-    return {**metrics, "step_losses": step_losses}
+            if config.eval_only or final_step == last_saved:
+                write_json_atomically(store.metrics_path, {**metrics, "config": signature})
+            else:
+                store.save(sess, final_step, metrics)
+            store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
+        store.close()
+        result = {**metrics, "config": signature, "step_losses": step_losses}
+        if probe_inputs is not None:
+            result["probe_logits"] = sess.run(model.logits, dict(zip(model.inputs, probe_inputs)))
+    return result
