@@ -37,7 +37,7 @@ class TrainConfig:
     training_iters: int = 100000  # examples, as in the seeds: steps = (training_iters - 1) // batch
     display_step: int = 10
     model_dir: str | None = None
-    checkpoint_steps: int = 100  # with a model_dir: save every this many steps (and at the end)
+    checkpoint_steps: int = 1000  # with a model_dir: save every this many steps (and at the end)
     init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
     eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
 
@@ -227,10 +227,13 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
             for step in range(first_step, steps + 1):
                 batch = train_set.next_batch(config.batch_size)
                 display = step == 1 or step % config.display_step == 0 or step == steps
-                fetches = [model.train_op, model.loss, model.accuracy]
-                if display and store.writer:
-                    fetches.append(store.summaries)
-                _, loss, accuracy, *summary = sess.run(fetches, dict(zip(model.inputs, batch)))
+                # Accuracy and summaries only where shown: ops not fetched are not run.
+                fetches = [model.train_op, model.loss]
+                if display:
+                    fetches.append(model.accuracy)
+                    if store.writer:
+                        fetches.append(store.summaries)
+                _, loss, *shown = sess.run(fetches, dict(zip(model.inputs, batch)))
                 if not np.isfinite(loss):
                     kept = store.latest()
                     raise UserError(
@@ -242,6 +245,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
                 run_examples += len(batch[0])
                 window_examples += len(batch[0])
                 if display:
+                    accuracy, *summary = shown
                     now = time.perf_counter()
                     rate = window_examples / (now - window_start)
                     window_start, window_examples = now, 0

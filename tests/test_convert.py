@@ -13,8 +13,7 @@ from legacy_rnn import checkpoints, experiments, training
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from test_parity import ATOL, RTOL
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_programs import run_program_module
 TOY_LEN = 6
 
 
@@ -55,10 +54,8 @@ def test_cli_output_loads_in_a_clean_process_with_safe_mode(tutorial_checkpoints
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for name in ("mnist_birnn", "toy_dynamic_rnn"):
         prefix, inputs, logits = tutorial_checkpoints[name]
-        result = subprocess.run(
-            [sys.executable, "-m", "legacy_rnn.convert", f"--checkpoint={prefix}",
-             f"--model={name}", f"--output={tmp_path / name}.keras"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        result = run_program_module("legacy_rnn.convert", f"--checkpoint={prefix}",
+                                    f"--model={name}", f"--output={tmp_path / name}.keras")
         assert result.returncode == 0, result.stderr[-2000:]
         assert f"{name}, n_hidden 5" in result.stdout
         np.savez(tmp_path / f"{name}.npz", *([inputs] if name != "toy_dynamic_rnn" else inputs),

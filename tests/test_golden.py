@@ -1,10 +1,7 @@
 import json
-import os
-import subprocess
-import sys
 
 from legacy_rnn import golden
-from test_programs import REPO
+from test_programs import run_program_module
 
 
 def test_fresh_runs_match_the_golden_files():
@@ -52,8 +49,6 @@ def test_no_false_alarm_within_the_cross_environment_tolerance():
 def test_the_check_command_passes_in_a_fresh_process():
     # The first graph of a process must match too (op determinism is switched on before any
     # graph is built; see graphs._new_graph).
-    result = subprocess.run([sys.executable, "-m", "legacy_rnn.golden", "--check"], cwd=REPO,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                            capture_output=True, text=True, timeout=300)
+    result = run_program_module("legacy_rnn.golden", "--check")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "golden: 3 experiments match" in result.stdout

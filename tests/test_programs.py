@@ -17,10 +17,14 @@ from legacy_rnn import experiments, mnist_data, training
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_program(experiment, *args):
+def run_program_module(module, *args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", f"legacy_rnn.{experiment}", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def run_program(experiment, *args):
+    return run_program_module(f"legacy_rnn.{experiment}", *args)
 
 
 def smoke(experiment, model_dir, *args):

@@ -1,0 +1,30 @@
+"""The benchmark runs end to end at tiny sizes (no timing is asserted anywhere)."""
+import json
+
+from legacy_rnn import bench
+from test_programs import run_program_module
+
+
+def test_flop_count_of_one_lstm_training_step():
+    # One step, one cell: forward 2*B*(in+U)*4U, backward twice that; plus the output layer.
+    assert bench.lstm_train_flops(batch=2, steps=1, n_input=3, n_hidden=4, directions=1,
+                                  n_classes=5) == 3 * (2 * 2 * 7 * 16 + 2 * 2 * 4 * 5)
+    assert bench.lstm_train_flops(2, 5, 3, 4, 2, 5) == 3 * (2 * 2 * 7 * 16 * 5 * 2 + 2 * 2 * 8 * 5)
+
+
+def test_smoke_run_writes_table_json_and_plot(tmp_path):
+    result = run_program_module("legacy_rnn.bench", "--smoke", f"--out_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["matmul_peak_gflops"] > 0
+    assert {(r["model"], r["rnn"]) for r in results["steps"]} == {
+        (m, rnn) for m in ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")
+        for rnn in ("static", "dynamic")}
+    for row in results["steps"]:
+        assert row["legacy_ms"] > 0 and row["keras_ms"] > 0
+        assert abs(row["legacy_over_keras"] - row["legacy_ms"] / row["keras_ms"]) < 1e-9
+    assert [(p["rnn"], p["length"]) for p in results["scaling"]] == [
+        ("static", 4), ("static", 8), ("dynamic", 4), ("dynamic", 8)]
+    assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "matmul peak:" in result.stdout and "legacy/keras" in result.stdout
