@@ -132,9 +132,10 @@ def _check_flags_apply(experiment):
     foreign = TOY_ONLY_FLAGS if experiment in MNIST_EXPERIMENTS else MNIST_ONLY_FLAGS
     given = [f"--{name}" for name in foreign if flags.FLAGS[name].present]
     if given:
-        raise UserError(f"{', '.join(given)} do(es) not apply to {experiment}: "
-                        f"{'the toy sequences' if experiment in MNIST_EXPERIMENTS else 'MNIST'} "
-                        "flags belong to the other program(s). Remove them.")
+        owner = "toy_dynamic_rnn" if experiment in MNIST_EXPERIMENTS else "the MNIST programs"
+        them = "it" if len(given) == 1 else "them"
+        raise UserError(f"{experiment} does not use {', '.join(given)}: only {owner} reads "
+                        f"{them}. Remove {them}.")
 
 
 def run_experiment(experiment, argv):

@@ -146,16 +146,20 @@ class _Persistence:
         try:
             prefix = self.saver.save(sess, os.path.join(self.dir, CHECKPOINT_NAME),
                                      global_step=step)
-            write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
+            self.write_metrics(metrics)
         except (OSError, tf.errors.OpError) as e:
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
             kept = self.latest()
+            kept = (f"The last good checkpoint, {kept}, is kept" if kept
+                    else "No earlier checkpoint exists")
             raise UserError(
-                f"Saving the checkpoint of step {step} in {self.dir} failed ({reason}). "
-                f"{'The last good checkpoint, ' + kept + ', is kept' if kept else 'No earlier checkpoint exists'}"
-                "; free space or fix the directory, then rerun the same command to resume."
+                f"Saving the checkpoint of step {step} in {self.dir} failed ({reason}). {kept}; "
+                "free space or fix the directory, then rerun the same command to resume."
             ) from None
         return prefix
+
+    def write_metrics(self, metrics):
+        write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
 
     def scalars(self, step, **values):
         if self.writer:
@@ -194,7 +198,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
                       if config.init_checkpoint else None)
     model.graph.finalize()
 
-    with tf.compat.v1.Session(graph=model.graph) as sess:
+    with tf.compat.v1.Session(graph=model.graph) as sess, contextlib.closing(store):
         sess.run(init)
         resume_from = None if config.eval_only else store.latest()
         history = []
@@ -212,8 +216,8 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
             logging.info("started from %s", config.init_checkpoint)
         first_step = int(sess.run(model.global_step)) + 1
         history = [h for h in history if h["step"] < first_step]
-        examples = sum(len(train_set.next_batch(config.batch_size)[0])
-                       for _ in range(first_step - 1))  # the batches the checkpoint has seen
+        examples = skipped = sum(len(train_set.next_batch(config.batch_size)[0])
+                                 for _ in range(first_step - 1))  # what the checkpoint has seen
 
         def progress_metrics(step, status):
             return {"status": status, "global_step": step, "train_examples": examples,
@@ -221,7 +225,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
 
         step_losses, received = [], []
         start = window_start = time.perf_counter()
-        window_examples = run_examples = 0
+        window_examples = 0
         last_saved = first_step - 1
         with _signals_recorded(received):
             for step in range(first_step, steps + 1):
@@ -236,13 +240,13 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
                 _, loss, *shown = sess.run(fetches, dict(zip(model.inputs, batch)))
                 if not np.isfinite(loss):
                     kept = store.latest()
+                    kept = f"last good checkpoint: {kept}" if kept else "no checkpoint was saved"
                     raise UserError(
                         f"The training loss became {loss} at step {step}; training stopped there "
-                        f"and saved nothing more ({'last good checkpoint: ' + kept if kept else 'no checkpoint was saved'}). "
-                        "Check the input data for NaN/Inf values, or lower --learning_rate.")
+                        f"and saved nothing more ({kept}). Check the input data for NaN/Inf "
+                        "values, or lower --learning_rate.")
                 step_losses.append(float(loss))
                 examples += len(batch[0])
-                run_examples += len(batch[0])
                 window_examples += len(batch[0])
                 if display:
                     accuracy, *summary = shown
@@ -257,7 +261,6 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
                         store.writer.add_summary(summary[0], step)
                 if received:
                     prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
-                    store.close()
                     name = signal.Signals(received[0]).name
                     raise Interrupted(
                         f"{name} received: stopped after step {step} of {steps}. " +
@@ -276,15 +279,15 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
             "test_loss": test_loss,
             "test_examples": len(test_inputs[0]),
             "train_seconds": train_seconds,
-            "examples_per_sec": run_examples / train_seconds if run_examples else None,
+            "examples_per_sec": ((examples - skipped) / train_seconds if examples > skipped
+                                 else None),
         }
         if config.model_dir:
             if config.eval_only or final_step == last_saved:
-                write_json_atomically(store.metrics_path, {**metrics, "config": signature})
+                store.write_metrics(metrics)
             else:
                 store.save(sess, final_step, metrics)
             store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
-        store.close()
         result = {**metrics, "config": signature, "step_losses": step_losses}
         if probe_inputs is not None:
             result["probe_logits"] = sess.run(model.logits, dict(zip(model.inputs, probe_inputs)))

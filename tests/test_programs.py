@@ -84,7 +84,7 @@ def test_toy_smoke_is_offline_and_complete(tmp_path):
 @pytest.mark.parametrize("experiment, args, message", [
     ("toy_dynamic_rnn", ["--min_len=30"], "--min_len must not exceed --seq_max_len"),
     ("mnist_rnn", ["--data_dir=/nonexistent/mnist"], "--data_dir=/nonexistent/mnist is not a directory"),
-    ("mnist_birnn", ["--seq_max_len=5"], "--seq_max_len do(es) not apply to mnist_birnn"),
+    ("mnist_birnn", ["--seq_max_len=5"], "mnist_birnn does not use --seq_max_len: only toy_dynamic_rnn reads it"),
 ])
 def test_bad_input_exits_with_a_message_and_no_traceback(experiment, args, message):
     result = run_program(experiment, *args)
