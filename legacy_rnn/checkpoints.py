@@ -74,9 +74,11 @@ def checkpoint_map(prefix, model_name):
     found = _name_map(available, model_name)
     missing = [n for n in MODEL_VARIABLES[model_name] if n not in found]
     if missing:
-        others = [m for m in MODEL_VARIABLES if m != model_name and MODEL_VARIABLES[m] !=
-                  MODEL_VARIABLES[model_name] and len(_name_map(available, m)) ==
-                  len(MODEL_VARIABLES[m])]
+        # Models with other variable names whose variables are all there (mnist_rnn and the toy
+        # share names; their shapes tell them apart later).
+        others = [m for m, names in MODEL_VARIABLES.items()
+                  if names != MODEL_VARIABLES[model_name]
+                  and len(_name_map(available, m)) == len(names)]
         hint = (f" It holds the variables of {' / '.join(others)}: pass that model instead."
                 if others else
                 f" It holds: {', '.join(sorted(available)[:12])}"

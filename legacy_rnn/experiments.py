@@ -64,9 +64,9 @@ def _head(arrays, test_len):
     return tuple(a[:test_len or n] for a in arrays)
 
 
-def run_mnist(config, train, data_sets=None, probe_inputs=None):
+def run_mnist(config, train, data_sets=None, probe_size=0):
     """Trains and evaluates the MNIST (Bi)LSTM; `data_sets` overrides reading the data.
-    `probe_inputs` (images, labels): also return the trained model's logits on them."""
+    `probe_size`: also return the trained model's logits on that many test examples."""
     train, init_map = _init_from(train, config.experiment, config.n_hidden)
     if data_sets is None:
         data_sets = mnist_data.read_data_sets(config.dataset, config.data_dir,
@@ -76,7 +76,7 @@ def run_mnist(config, train, data_sets=None, probe_inputs=None):
                                      config.learning_rate, config.seed)
     test = _head((data_sets.test.images, data_sets.test.labels), config.test_len)
     return training.train_and_evaluate(model, train, data_sets.train, test, init_map,
-                                       {"config": dataclasses.asdict(config)}, probe_inputs)
+                                       dataclasses.asdict(config), probe_size)
 
 
 def toy_data_sets(config):
@@ -87,13 +87,13 @@ def toy_data_sets(config):
     return make(0, config.n_train), make(1, config.n_test)
 
 
-def run_toy(config, train, probe_inputs=None):
+def run_toy(config, train, probe_size=0):
     """Trains and evaluates the variable-length toy classifier.
-    `probe_inputs` (x, labels, seqlen): also return the trained model's logits on them."""
+    `probe_size`: also return the trained model's logits on that many test examples."""
     train, init_map = _init_from(train, "toy_dynamic_rnn", config.n_hidden)
     train_set, test_set = toy_data_sets(config)
     model = graphs.build_toy_model(config.n_hidden, config.seq_max_len, config.rnn,
                                    config.learning_rate, config.seed)
     test = _head((test_set.data, test_set.labels, test_set.seqlen), config.test_len)
     return training.train_and_evaluate(model, train, train_set, test, init_map,
-                                       {"config": dataclasses.asdict(config)}, probe_inputs)
+                                       dataclasses.asdict(config), probe_size)

@@ -81,13 +81,10 @@ def run(name, learning_rate_scale=1.0):
     config = CONFIGS[name]
     config = dataclasses.replace(config, learning_rate=config.learning_rate * learning_rate_scale)
     if name == "toy_dynamic_rnn":
-        _, test = experiments.toy_data_sets(config)
-        probe = (test.data[:PROBE], test.labels[:PROBE], test.seqlen[:PROBE])
-        result = experiments.run_toy(config, TRAIN, probe_inputs=probe)
+        result = experiments.run_toy(config, TRAIN, probe_size=PROBE)
     else:
-        data = synthetic_mnist(config.seed)
-        probe = (data.test.images[:PROBE], data.test.labels[:PROBE])
-        result = experiments.run_mnist(config, TRAIN, data_sets=data, probe_inputs=probe)
+        result = experiments.run_mnist(config, TRAIN, data_sets=synthetic_mnist(config.seed),
+                                       probe_size=PROBE)
     return {
         "experiment": name,
         "environment": environment(),

@@ -172,22 +172,22 @@ class _Persistence:
             self.writer.close()
 
 
-def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, extra_metrics=None,
-                       probe_inputs=None):
+def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run_config=None,
+                       probe_size=0):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
 
     With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
     checkpoint variable name}) start from that checkpoint; `config.eval_only` then skips training.
     A checkpoint already in `config.model_dir` takes precedence: the run resumes from it.
-    `extra_metrics["config"]`, if given, identifies the run: resuming with other settings is
-    refused. Returns the metrics (as written to metrics.json) plus `step_losses` (every step run
-    in this process) and, if `probe_inputs` are given, `probe_logits` on them after training.
+    `run_config` (a dict of the model's settings) identifies the run: resuming with other
+    settings is refused. Returns the metrics (as written to metrics.json) plus `step_losses`
+    (every step run in this process) and `probe_logits`, the trained model's logits on the first
+    `probe_size` test examples.
     """
     steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
     if config.model_dir:
         _prepare_model_dir(config.model_dir)
-    extra_metrics = dict(extra_metrics or {})
-    signature = {**extra_metrics.pop("config", {}), "batch_size": config.batch_size,
+    signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
     store = _Persistence(model, config, signature)
     with model.graph.as_default():
@@ -221,7 +221,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
 
         def progress_metrics(step, status):
             return {"status": status, "global_step": step, "train_examples": examples,
-                    "train_history": history, **extra_metrics}
+                    "train_history": history}
 
         step_losses, received = [], []
         start = window_start = time.perf_counter()
@@ -289,6 +289,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, ext
                 store.save(sess, final_step, metrics)
             store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
         result = {**metrics, "config": signature, "step_losses": step_losses}
-        if probe_inputs is not None:
-            result["probe_logits"] = sess.run(model.logits, dict(zip(model.inputs, probe_inputs)))
+        if probe_size:
+            result["probe_logits"] = sess.run(
+                model.logits, {p: a[:probe_size] for p, a in zip(model.inputs, test_inputs)})
     return result

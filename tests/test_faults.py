@@ -136,12 +136,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     toy_run(tmp_path)
     with pytest.raises(UserError, match=r"holds a run with other settings \(batch_size: 8 there, "
                                         r"4 now\)"):
-        model = graphs.build_toy_model(TOY.n_hidden, TOY.seq_max_len)
-        train_data, test = experiments.toy_data_sets(TOY)
-        training.train_and_evaluate(
-            model, training.TrainConfig(batch_size=4, training_iters=49, model_dir=str(tmp_path)),
-            train_data, (test.data, test.labels, test.seqlen),
-            extra_metrics={})
+        toy_run(tmp_path, batch_size=4)
 
 
 def test_unwritable_model_dir_is_refused_before_training(tmp_path):

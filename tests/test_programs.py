@@ -56,8 +56,8 @@ def test_mnist_rnn_smoke_matches_a_numpy_evaluation_of_its_checkpoint(idx_dir, t
     test = mnist_data.read_data_sets(data_dir=str(idx_dir), validation_size=0).test
     rows = test.images.reshape(-1, 28, 28).astype(np.float64)
     logits = numpy_lstm.lstm_outputs(rows, kernel, bias)[:, -1] @ weights + biases
-    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
-                                  keepdims=True)) - logits.max(1, keepdims=True)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
     loss = -(test.labels * log_softmax).sum(1).mean()
     accuracy = (logits.argmax(1) == test.labels.argmax(1)).mean()
     assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-9)
