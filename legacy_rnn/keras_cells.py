@@ -1,0 +1,198 @@
+"""Keras 3 cells for the TF1 cells that Keras 3 has no layer for; `keras` and `keras.ops` only.
+
+Import this module before `keras.saving.load_model` on a file that uses them (the converter's
+`blocks.json` names it as `load_with`). It imports no TensorFlow, so converted models load and run
+under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layers.RNN(cell)`.
+
+| TF1 | here |
+|---|---|
+| `LSTMCell(use_peepholes, cell_clip, num_proj, proj_clip, forget_bias, activation)` | `TF1LSTMCell` |
+| a layer-normalised `BasicRNNCell` (the TF1 counterpart of Geron's `LNSimpleRNNCell`) | `LNSimpleRNNCell` |
+| Keras 2 / tf-keras `hard_sigmoid` (`clip(0.2 x + 0.5, 0, 1)`) | `keras2_hard_sigmoid` |
+"""
+import keras
+from keras import ops
+
+PACKAGE = "legacy_rnn"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def keras2_hard_sigmoid(x):
+    """Keras 2's `hard_sigmoid`: `clip(0.2 x + 0.5, 0, 1)`. Keras 3's is `clip(x / 6 + 0.5, 0, 1)`,
+    another function: a TF 1.x-era `tf.keras` LSTM/GRU (default `recurrent_activation=
+    'hard_sigmoid'`) needs this one to compute the same numbers under Keras 3."""
+    return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def _activation(name):
+    return keras2_hard_sigmoid if name == "keras2_hard_sigmoid" else keras.activations.get(name)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TF1LSTMCell(keras.layers.Layer):
+    """TF1's `LSTMCell` with every option, in Keras 3.
+
+    With `z = x W + m_prev R + b` split into `z_i, z_f, z_c, z_o` (Keras gate order; TF1 stores
+    i, j, f, o over `concat([x, m_prev])`, see `legacy_rnn.zoo.lstm`):
+
+        i = sigmoid(z_i + p_i * c_prev)                   p_i = 0 without peepholes
+        f = sigmoid(z_f + forget_bias + p_f * c_prev)     forget_bias applied at run time, as TF1
+        c = f * c_prev + i * act(z_c)
+        c = clip(c, -cell_clip, cell_clip)                if cell_clip
+        o = sigmoid(z_o + p_o * c)                        the new c, as TF1
+        m = o * act(c)
+        m = clip(m P, -proj_clip, proj_clip)              if num_proj (clip only if proj_clip)
+
+    Output `m`; states `[m, c]` (Keras order: output state first; TF1's `LSTMStateTuple` is
+    `(c, m)`). Weights: `kernel [in, 4U]`, `recurrent_kernel [P or U, 4U]`, `bias [4U]`, then
+    `w_i_diag, w_f_diag, w_o_diag [U]` with peepholes, then `projection [U, P]` with num_proj.
+    """
+
+    def __init__(self, units, use_peepholes=False, cell_clip=None, num_proj=None,
+                 proj_clip=None, forget_bias=1.0, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.use_peepholes = use_peepholes
+        self.cell_clip = cell_clip
+        self.num_proj = num_proj
+        self.proj_clip = proj_clip
+        self.forget_bias = forget_bias
+        self.activation_name = activation
+        self.activation = _activation(activation)
+        out = num_proj or units
+        self.state_size = [out, units]
+        self.output_size = out
+
+    def build(self, input_shape):
+        out, units = self.output_size, self.units
+        self.kernel = self.add_weight((input_shape[-1], 4 * units), name="kernel")
+        self.recurrent_kernel = self.add_weight((out, 4 * units), name="recurrent_kernel")
+        self.bias = self.add_weight((4 * units,), name="bias", initializer="zeros")
+        if self.use_peepholes:
+            self.w_i_diag, self.w_f_diag, self.w_o_diag = (
+                self.add_weight((units,), name=name) for name in ("w_i_diag", "w_f_diag",
+                                                                  "w_o_diag"))
+        if self.num_proj:
+            self.projection = self.add_weight((units, self.num_proj), name="projection")
+
+    def call(self, inputs, states, training=False):
+        m_prev, c_prev = states[0], states[1]
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(m_prev, self.recurrent_kernel) + self.bias
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        if self.use_peepholes:
+            z_i = z_i + self.w_i_diag * c_prev
+            z_f = z_f + self.w_f_diag * c_prev
+        c = (ops.sigmoid(z_f + self.forget_bias) * c_prev
+             + ops.sigmoid(z_i) * self.activation(z_c))
+        if self.cell_clip is not None:
+            c = ops.clip(c, -self.cell_clip, self.cell_clip)
+        if self.use_peepholes:
+            z_o = z_o + self.w_o_diag * c
+        m = ops.sigmoid(z_o) * self.activation(c)
+        if self.num_proj:
+            m = ops.matmul(m, self.projection)
+            if self.proj_clip is not None:
+                m = ops.clip(m, -self.proj_clip, self.proj_clip)
+        return m, [m, c]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "use_peepholes": self.use_peepholes, "cell_clip": self.cell_clip,
+                "num_proj": self.num_proj, "proj_clip": self.proj_clip,
+                "forget_bias": self.forget_bias, "activation": self.activation_name}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LNSimpleRNNCell(keras.layers.Layer):
+    """A layer-normalised simple RNN cell (Geron, *Hands-On ML* 2nd ed., ch. 15):
+
+        h = act(LayerNorm(x W + h_prev R + b))    LayerNorm(v) = (v - mean) / sqrt(var + eps) g + beta
+
+    a `SimpleRNNCell(units, activation=None)`, then `LayerNormalization(epsilon)` over the units,
+    then the activation. Output and state are `h`. Weights: `kernel [in, U]`,
+    `recurrent_kernel [U, U]`, `bias [U]`, `gamma [U]`, `beta [U]`.
+    """
+
+    def __init__(self, units, activation="tanh", epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation_name = activation
+        self.activation = _activation(activation)
+        self.epsilon = epsilon
+        self.state_size = units
+        self.output_size = units
+        self.simple_rnn_cell = keras.layers.SimpleRNNCell(units, activation=None,
+                                                          name="simple_rnn_cell")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_norm")
+
+    def build(self, input_shape):
+        self.simple_rnn_cell.build(input_shape)
+        self.layer_norm.build((input_shape[0], self.units))
+
+    def call(self, inputs, states, training=False):
+        outputs, _ = self.simple_rnn_cell(inputs, states, training=training)
+        h = self.activation(self.layer_norm(outputs))
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation_name,
+                "epsilon": self.epsilon}
+
+
+def _positions(x):
+    """[batch, time] int32: 0, 1, 2, ... along time, for any time length."""
+    return ops.cumsum(ops.ones_like(x[:, :, 0], dtype="int32"), axis=1) - 1
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LengthMask(keras.layers.Layer):
+    """`[x [batch, time, n], seqlen [batch]]` -> bool `[batch, time]`, True before each length:
+    the mask TF1's `sequence_length` implies. From the lengths, never from the values
+    (`Masking(0.0)` would also drop real zeros inside a sequence)."""
+
+    def call(self, inputs):
+        x, seqlen = inputs
+        return ops.less(_positions(x), ops.expand_dims(ops.cast(seqlen, "int32"), 1))
+
+    def compute_output_spec(self, inputs):
+        x, _ = inputs
+        return keras.KerasTensor(x.shape[:2], dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ReverseWithinLength(keras.layers.Layer):
+    """`[x, seqlen]` -> each sequence's first `seqlen` steps reversed, the padding left in place:
+    TF1's `reverse_sequence`, which the backward half of every TF1 bidirectional RNN uses.
+    The length mask is the same before and after, so it passes through."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        x, seqlen = inputs
+        t = _positions(x)
+        n = ops.expand_dims(ops.cast(seqlen, "int32"), 1)
+        index = ops.where(ops.less(t, n), n - 1 - t, t)
+        return ops.take_along_axis(x, ops.expand_dims(index, -1), axis=1)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroPastLength(keras.layers.Layer):
+    """`[outputs, seqlen]` -> outputs with zeros at and after each length, as TF1's drivers emit
+    them with `sequence_length`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        x, seqlen = inputs
+        keep = ops.less(_positions(x), ops.expand_dims(ops.cast(seqlen, "int32"), 1))
+        return ops.where(ops.expand_dims(keep, -1), x, ops.zeros_like(x))
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)

@@ -1,0 +1,127 @@
+"""What every cell family of the zoo provides, and the table they register in.
+
+A `CellSpec` names a TF1 cell and the constructor options that change its arithmetic; its
+`CellFamily` knows how to build it in a tf.compat.v1 graph, which variables it creates, its Keras 3
+twin, and how weights (and gradients, and states) map between the two. Drivers and structures
+(`blocks.py`), the converter and the tests read only this interface, so adding a cell is adding one
+module that calls `register` (and its test), nothing else.
+"""
+import dataclasses
+
+import numpy as np
+
+from legacy_rnn.errors import UserError
+
+FAMILIES = {}
+# Activations whose definition is the same in tf-keras (TF1 cells) and Keras 3. `hard_sigmoid`
+# is not: Keras 2's is clip(0.2x + 0.5), Keras 3's clip(x/6 + 0.5) (docs/migration.md).
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "softsign", "elu")
+
+
+def register(family_class):
+    """Class decorator: adds one instance of the family to `FAMILIES`."""
+    FAMILIES[family_class.kind] = family_class()
+    return family_class
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """One TF1 cell: its family (`kind`), units, and options that differ from TF1's defaults."""
+    kind: str
+    units: int
+    options: tuple = ()  # sorted (name, value) pairs
+
+    @classmethod
+    def make(cls, kind, units, **options):
+        if kind not in FAMILIES:
+            raise UserError(f"Unknown cell {kind!r}; the zoo has {', '.join(sorted(FAMILIES))}.")
+        family = FAMILIES[kind]
+        options = family.check_options(units, options)
+        defaults = family.defaults
+        kept = tuple(sorted((k, v) for k, v in options.items() if v != defaults[k]))
+        return cls(kind, int(units), kept)
+
+    @property
+    def family(self):
+        return FAMILIES[self.kind]
+
+    def get(self, name):
+        """The option's value; None for an option this cell type does not have."""
+        return dict(self.options).get(name, self.family.defaults.get(name))
+
+    @property
+    def output_size(self):
+        return self.family.output_size(self)
+
+    def describe(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self.options)
+        return f"{self.family.tf1_name}({self.units}{extra})"
+
+
+class CellFamily:
+    """Base of the zoo's cell families; each module subclasses it once and registers it."""
+    kind = ""  # the registry key, e.g. "basic_lstm"
+    tf1_name = ""  # e.g. "BasicLSTMCell"
+    scope = ""  # the variable scope TF1 gives the cell, e.g. "basic_lstm_cell"
+    defaults = {}  # TF1 constructor defaults of the options the family knows
+    keras_name = ""  # what the Keras 3 twin is, for tables and messages
+
+    def check_options(self, units, options):
+        """`options` with values normalised; UserError naming what TF1 or the twin cannot do."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise UserError(f"{self.tf1_name} has no option {', '.join(unknown)}; it takes "
+                            f"{', '.join(self.defaults) or 'none'}.")
+        if units <= 0:
+            raise UserError(f"{self.tf1_name} needs a positive number of units, got {units}.")
+        activation = options.get("activation")
+        if activation is not None and activation not in ACTIVATIONS:
+            raise UserError(
+                f"activation={activation!r}: the zoo converts {', '.join(ACTIVATIONS)}, whose "
+                "definitions agree between tf-keras and Keras 3. (hard_sigmoid does not: see "
+                "docs/migration.md.)")
+        return dict(options)
+
+    # --- TF1 side -------------------------------------------------------------------------
+    def tf1_cell(self, spec, name=None):
+        raise NotImplementedError
+
+    def variables(self, spec, input_size):
+        """{name relative to the cell's scope: shape} of what the TF1 cell creates."""
+        raise NotImplementedError
+
+    def output_size(self, spec):
+        return spec.units
+
+    # --- Keras 3 side ---------------------------------------------------------------------
+    def keras_cell(self, spec, **kwargs):
+        raise NotImplementedError
+
+    def to_keras(self, spec, tf1):
+        """Keras cell weights (a list in `cell.get_weights()` order) from {relative name: array}."""
+        raise NotImplementedError
+
+    def to_tf1(self, spec, weights, gradients=False):
+        """The inverse of `to_keras`. `gradients=True` maps gradients: a bias offset folded into
+        the Keras weights (the LSTM's forget_bias) is not subtracted from a gradient."""
+        raise NotImplementedError
+
+    # --- States (numpy arrays) ------------------------------------------------------------
+    def state_to_keras(self, spec, state):
+        """TF1 state (array, or tuple of arrays) -> the list a Keras RNN takes as initial_state."""
+        return [state]
+
+    def state_from_keras(self, spec, states):
+        return states[0]
+
+
+def split_rows(kernel, units):
+    """TF1 kernels act on concat([x, h]): (input rows, recurrent rows)."""
+    n_in = kernel.shape[0] - units
+    if n_in <= 0:
+        raise ValueError(f"kernel has {kernel.shape[0]} rows, not more than the {units} units")
+    return kernel[:n_in], kernel[n_in:]
+
+
+def stack_rows(kernel, recurrent_kernel):
+    return np.concatenate([kernel, recurrent_kernel], axis=0)
