@@ -24,14 +24,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from legacy_rnn import golden, graphs, keras_models
-from legacy_rnn.cli import quiet_tf1_notices
-
-_OUT_DIR = flags.DEFINE_string("out_dir", "runs/bench", "Where bench.json and scaling.png go.")
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny sizes: checks the benchmark runs, in seconds.")
-_SCALING_POINT = flags.DEFINE_string("scaling_point", None,
-                                     "Internal: measure one scaling point (rnn:length:n_hidden:"
-                                     "batch) in this process and print it as JSON.")
+from legacy_rnn import experiments, golden, graphs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,17 +85,6 @@ def _matmul_gflops(n, repeats):
     return 2 * n ** 3 / min(times) / 1e9
 
 
-def _random_batch(name, batch, steps, n_input, rng):
-    if name == "toy_dynamic_rnn":
-        seqlen = rng.integers(1, steps + 1, batch).astype(np.int32)
-        x = rng.random((batch, steps, 1)).astype(np.float32)
-        labels = np.eye(2, dtype=np.float32)[rng.integers(0, 2, batch)]
-        return (x, labels, seqlen), [x, seqlen], labels
-    images = rng.random((batch, steps * n_input)).astype(np.float32)
-    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
-    return (images, labels), images.reshape(batch, steps, n_input), labels
-
-
 def _timed(fn, warmup, steps):
     for _ in range(warmup):
         fn()
@@ -114,22 +96,22 @@ def _timed(fn, warmup, steps):
     return statistics.median(times)
 
 
-def _build_legacy(name, rnn, n_hidden, steps, n_input):
-    if name == "toy_dynamic_rnn":
-        return graphs.build_toy_model(n_hidden, steps, rnn)
-    return graphs.build_mnist_model(n_hidden, name == "mnist_birnn", rnn, n_steps=steps,
-                                    n_input=n_input)
+def _config(name, rnn, n_hidden):
+    experiment = experiments.get(name)
+    return experiment, dataclasses.replace(experiment.config, n_hidden=n_hidden, rnn=rnn)
 
 
-def legacy_step(name, rnn, n_hidden, batch, steps, n_input, warmup, repeats):
-    """(build s, first step s, median step s) of the legacy graph's training step."""
+def legacy_step(name, rnn, n_hidden, batch, warmup, repeats, **shape):
+    """(build s, first step s, median step s) of the legacy graph's training step. `shape`:
+    the experiment's own size arguments (n_steps for MNIST rows)."""
     import tensorflow as tf
+    experiment, config = _config(name, rnn, n_hidden)
     start = time.perf_counter()
-    model = _build_legacy(name, rnn, n_hidden, steps, n_input)
+    model = experiment.build_graph(config, **shape)
     with model.graph.as_default():
         init = tf.compat.v1.global_variables_initializer()
     build = time.perf_counter() - start
-    feeds = _random_batch(name, batch, steps, n_input, np.random.default_rng(0))[0]
+    feeds = experiment.random_feeds(config, batch, np.random.default_rng(0), **shape)
     feed = dict(zip(model.inputs, feeds))
     with tf.compat.v1.Session(graph=model.graph) as sess:
         sess.run(init)
@@ -140,22 +122,22 @@ def legacy_step(name, rnn, n_hidden, batch, steps, n_input, warmup, repeats):
     return build, first, median
 
 
-def keras_step(name, n_hidden, batch, steps, n_input, warmup, repeats):
-    """Median seconds of the Keras 3 equivalent's `train_on_batch` (default compile settings)."""
+def keras_step(name, n_hidden, batch, warmup, repeats):
+    """Median seconds of the Keras 3 twin's `train_on_batch` (default compile settings)."""
     import keras
-    builders = {"mnist_rnn": keras_models.mnist_rnn, "mnist_birnn": keras_models.mnist_birnn}
-    model = (keras_models.toy_dynamic_rnn(n_hidden) if name == "toy_dynamic_rnn"
-             else builders[name](n_hidden, steps, n_input))
+    experiment, config = _config(name, "static", n_hidden)
+    model = experiment.keras_model(config)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    _, inputs, labels = _random_batch(name, batch, steps, n_input, np.random.default_rng(0))
-    return _timed(lambda: model.train_on_batch(inputs, labels), warmup, repeats)
+    feeds = experiment.random_feeds(config, batch, np.random.default_rng(0))
+    inputs = experiment.keras_inputs(feeds)
+    return _timed(lambda: model.train_on_batch(inputs, feeds[1]), warmup, repeats)
 
 
 def scaling_point(rnn, length, n_hidden, batch, warmup=1, repeats=3):
     """One point of the scaling curves, measured in this (fresh) process."""
-    build, first, median = legacy_step("mnist_rnn", rnn, n_hidden, batch, length, 28, warmup,
-                                       repeats)
+    build, first, median = legacy_step("mnist_rnn", rnn, n_hidden, batch, warmup, repeats,
+                                       n_steps=length)
     # ru_maxrss is in KiB on Linux: the peak of this whole process, TF runtime included.
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rnn": rnn, "length": length, "build_s": build, "first_step_s": first,
@@ -182,10 +164,9 @@ def run_benchmark(sizes, out_dir):
         flops = lstm_train_flops(batch, steps, n_input, n_hidden,
                                  2 if name == "mnist_birnn" else 1,
                                  2 if name == "toy_dynamic_rnn" else 10)
-        keras_s = keras_step(name, n_hidden, batch, steps, n_input, sizes.warmup, sizes.steps)
+        keras_s = keras_step(name, n_hidden, batch, sizes.warmup, sizes.steps)
         for rnn in graphs.RNN_APIS:
-            _, _, legacy_s = legacy_step(name, rnn, n_hidden, batch, steps, n_input,
-                                         sizes.warmup, sizes.steps)
+            _, _, legacy_s = legacy_step(name, rnn, n_hidden, batch, sizes.warmup, sizes.steps)
             rows.append({"model": name, "n_hidden": n_hidden, "batch": batch, "rnn": rnn,
                          "legacy_ms": legacy_s * 1e3, "keras_ms": keras_s * 1e3,
                          "legacy_examples_per_sec": batch / legacy_s,
@@ -253,19 +234,32 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def main(argv):
+def define_flags():
+    return {
+        "out_dir": flags.DEFINE_string("out_dir", "runs/bench",
+                                       "Where bench.json and scaling.png go."),
+        "smoke": flags.DEFINE_bool("smoke", False,
+                                   "Tiny sizes: checks the benchmark runs, in seconds."),
+        "scaling_point": flags.DEFINE_string(
+            "scaling_point", None, "Internal: measure one scaling point (rnn:length:n_hidden:"
+            "batch) in this process and print it as JSON."),
+    }
+
+
+def main(holders, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if _SCALING_POINT.value:
-        rnn, length, n_hidden, batch = _SCALING_POINT.value.split(":")
+    if holders["scaling_point"].value:
+        rnn, length, n_hidden, batch = holders["scaling_point"].value.split(":")
         print(json.dumps(scaling_point(rnn, int(length), int(n_hidden), int(batch))))
         return 0
-    results = run_benchmark(SMOKE if _SMOKE.value else FULL, _OUT_DIR.value)
+    out_dir = holders["out_dir"].value
+    results = run_benchmark(SMOKE if holders["smoke"].value else FULL, out_dir)
     print(format_table(results))
-    print(f"\nwrote {_OUT_DIR.value}/bench.json and {_OUT_DIR.value}/scaling.png")
+    print(f"\nwrote {out_dir}/bench.json and {out_dir}/scaling.png")
     return 0
 
 
 if __name__ == "__main__":
-    quiet_tf1_notices()
-    app.run(main)
+    from legacy_rnn import entry
+    entry.tool("legacy_rnn.bench")

@@ -1,9 +1,10 @@
-"""Reading tf.compat.v1 checkpoints of the three models, this project's or the tutorials' own.
+"""Reading tf.compat.v1 checkpoints of the experiments, this project's or the tutorials' own.
 
 The tutorial scripts left the output layer unnamed (`Variable` = W, created first, and
 `Variable_1` = b); this project names them `output/weights` and `output/biases`. Both are accepted.
+What a checkpoint must hold comes from the experiment (its zoo block's variables and the output
+layer); the units are read from the shapes.
 """
-import dataclasses
 import os
 
 import numpy as np
@@ -12,31 +13,22 @@ import tensorflow as tf
 from legacy_rnn.errors import UserError
 from legacy_rnn.graphs import OUTPUT_BIASES, OUTPUT_WEIGHTS
 
-LSTM_VARIABLES = ("rnn/basic_lstm_cell/kernel", "rnn/basic_lstm_cell/bias")
-BILSTM_VARIABLES = tuple(f"bidirectional_rnn/{d}/basic_lstm_cell/{w}"
-                         for d in ("fw", "bw") for w in ("kernel", "bias"))
-OUTPUT_VARIABLES = (OUTPUT_WEIGHTS, OUTPUT_BIASES)
-MODEL_VARIABLES = {
-    "mnist_rnn": LSTM_VARIABLES + OUTPUT_VARIABLES,
-    "mnist_birnn": BILSTM_VARIABLES + OUTPUT_VARIABLES,
-    "toy_dynamic_rnn": LSTM_VARIABLES + OUTPUT_VARIABLES,
-}
 TUTORIAL_NAMES = {OUTPUT_WEIGHTS: "Variable", OUTPUT_BIASES: "Variable_1"}
-# (input size per step, classes) each model's data has.
-MODEL_IO = {"mnist_rnn": (28, 10), "mnist_birnn": (28, 10), "toy_dynamic_rnn": (1, 2)}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelShape:
-    n_hidden: int
-    n_input: int
-    n_classes: int
+READ_FIX = ("Pass the prefix of a tf.compat.v1 checkpoint (the path before .index / "
+            ".data-00000-of-00001), or its directory.")
 
 
 def resolve_prefix(path):
     """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        try:
+            latest = tf.train.latest_checkpoint(path)
+        except (tf.errors.OpError, ValueError, UnicodeDecodeError) as e:
+            raise UserError(
+                f"{os.path.join(path, 'checkpoint')} (the index of the checkpoints in {path}) is "
+                f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Pass a "
+                "checkpoint prefix instead (e.g. DIR/model.ckpt-781), or delete that file and "
+                "rerun, which resumes from nothing.") from None
         if latest is None:
             raise UserError(f"{path} is a directory without a checkpoint in it. Pass a checkpoint "
                             "prefix (e.g. DIR/model.ckpt-781) or a --model_dir a run wrote.")
@@ -44,19 +36,32 @@ def resolve_prefix(path):
     return path
 
 
-def _list_variables(prefix):
+def list_variables(prefix):
+    """{variable name: shape} of the checkpoint at `prefix`; UserError if it cannot be read."""
     try:
-        return dict(tf.train.list_variables(prefix))
+        return {name: tuple(shape) for name, shape in tf.train.list_variables(prefix)}
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"Cannot read a checkpoint at {prefix} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0]}). Pass the prefix of a tf.compat.v1 checkpoint "
-                        "(the path before .index / .data-00000-of-00001), or its directory.") from None
+                        f"{str(e).splitlines()[0][:300]}). {READ_FIX}") from None
 
 
-def _name_map(available, model_name):
-    """{model variable: checkpoint variable} for the names present; tutorial names accepted."""
+def load_tensors(prefix, names):
+    """{name: array} of the checkpoint variables `names`; UserError naming a damaged file."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return {name: reader.get_tensor(name) for name in names}
+    except (tf.errors.OpError, ValueError) as e:
+        raise UserError(
+            f"The checkpoint {prefix} is damaged: its variables cannot be read "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:300]}). The .data file is probably "
+            "truncated or from another save: use another checkpoint (a --model_dir keeps the "
+            "last three).") from None
+
+
+def _name_map(available, names):
+    """{variable: checkpoint variable} for the names present; tutorial names accepted."""
     found = {}
-    for name in MODEL_VARIABLES[model_name]:
+    for name in names:
         for candidate in (name, TUTORIAL_NAMES.get(name)):
             if candidate in available:
                 found[name] = candidate
@@ -64,70 +69,73 @@ def _name_map(available, model_name):
     return found
 
 
-def checkpoint_map(prefix, model_name):
-    """({model variable: checkpoint variable}, ModelShape) of the checkpoint at `prefix`.
-
-    Raises UserError naming what is missing or mis-shaped, and the model the checkpoint looks
-    like when it is another one.
-    """
-    available = _list_variables(prefix)
-    found = _name_map(available, model_name)
-    missing = [n for n in MODEL_VARIABLES[model_name] if n not in found]
-    if missing:
-        # Models with other variable names whose variables are all there (mnist_rnn and the toy
-        # share names; their shapes tell them apart later).
-        others = [m for m, names in MODEL_VARIABLES.items()
-                  if names != MODEL_VARIABLES[model_name]
-                  and len(_name_map(available, m)) == len(names)]
-        hint = (f" It holds the variables of {' / '.join(others)}: pass that model instead."
-                if others else
-                f" It holds: {', '.join(sorted(available)[:12])}"
-                f"{' ...' if len(available) > 12 else ''}.")
-        raise UserError(f"{prefix} is not a {model_name} checkpoint: it has no "
-                        f"{', '.join(missing)}.{hint}")
-    shapes = {name: tuple(available[ckpt]) for name, ckpt in found.items()}
-    return found, infer_shape(model_name, shapes, source=prefix)
+def _listed(available):
+    names = sorted(available)
+    return f"{', '.join(names[:12])}{' ...' if len(names) > 12 else ''}"
 
 
-def infer_shape(model_name, shapes, source="the weights"):
-    """ModelShape from `{model variable: shape}` (or arrays); UserError if they do not fit."""
-    shapes = {name: tuple(np.shape(v)) if not isinstance(v, tuple) else v
-              for name, v in shapes.items()}
-    cell_names = BILSTM_VARIABLES if model_name == "mnist_birnn" else LSTM_VARIABLES
-    kernel, bias = shapes[cell_names[0]], shapes[cell_names[1]]
+def fit(experiment, config, shapes, source):
+    """`config` with the units the variables {name: shape} hold; UserError naming each variable
+    that does not fit `experiment`."""
+    block = experiment.block(config)
+    first_name, first_level, first_prefix = block.cells()[0]
+    units = first_level.cell.family.units_from(
+        {k[len(first_prefix) + 1:]: v for k, v in shapes.items()
+         if k.startswith(first_prefix + "/")})
+    if not units:
+        raise UserError(f"{source} does not fit {experiment.name}: the variables under "
+                        f"{first_prefix}/ are not a {first_level.cell.family.tf1_name}.")
+    config = experiment.with_units(config, units)
+    block = experiment.block(config)
+    sizes = block.input_sizes(experiment.input_size(config))
     problems = []
-    if len(bias) != 1 or bias[0] % 4:
-        problems.append(f"{cell_names[1]} has shape {list(bias)}, not [4 * n_hidden]")
-        n_hidden = n_input = 0
-    else:
-        n_hidden = bias[0] // 4
-        n_input = kernel[0] - n_hidden if len(kernel) == 2 else 0
-        if len(kernel) != 2 or kernel[1] != 4 * n_hidden or n_input <= 0:
-            problems.append(f"{cell_names[0]} has shape {list(kernel)}, not "
-                            f"[input + {n_hidden}, {4 * n_hidden}] for an LSTM of {n_hidden} units")
-    for other in range(2, len(cell_names), 2):
-        for name, first in ((cell_names[other], kernel), (cell_names[other + 1], bias)):
-            if shapes[name] != first:
-                problems.append(f"{name} has shape {list(shapes[name])}, the forward one "
-                                f"{list(first)}")
-    want_input, want_classes = MODEL_IO[model_name]
-    if n_input and n_input != want_input:
-        problems.append(f"the cell reads {n_input} inputs per step, {model_name} feeds {want_input}")
-    features = n_hidden * (2 if model_name == "mnist_birnn" else 1)
-    if shapes[OUTPUT_WEIGHTS] != (features, want_classes):
-        problems.append(f"the output weights have shape {list(shapes[OUTPUT_WEIGHTS])}, "
-                        f"{model_name} needs [{features}, {want_classes}]")
-    if shapes[OUTPUT_BIASES] != (want_classes,):
-        problems.append(f"the output biases have shape {list(shapes[OUTPUT_BIASES])}, "
-                        f"{model_name} needs [{want_classes}]")
+    for name, level, prefix in block.cells():
+        relative = {k[len(prefix) + 1:]: v for k, v in shapes.items() if k.startswith(prefix + "/")}
+        found = level.cell.family.recognize(relative)
+        if found is None:
+            problems.append(f"the variables under {prefix}/ ({relative}) are not a "
+                            f"{level.cell.family.tf1_name} of {units} units")
+        elif found[1] != sizes[name]:
+            problems.append(f"the cell reads {found[1]} inputs per step, {experiment.name} feeds "
+                            f"{sizes[name]}")
+    expected = experiment.variables(config)
+    for name, label in ((OUTPUT_WEIGHTS, "the output weights"),
+                        (OUTPUT_BIASES, "the output biases")):
+        if shapes[name] != tuple(expected[name]):
+            problems.append(f"{label} have shape {list(shapes[name])}, {experiment.name} needs "
+                            f"{list(expected[name])}")
     if problems:
-        raise UserError(f"{source} does not fit {model_name}: {'; '.join(problems)}.")
-    return ModelShape(n_hidden, n_input, want_classes)
+        raise UserError(f"{source} does not fit {experiment.name}: {'; '.join(problems)}.")
+    return config
 
 
-def read_weights(prefix, model_name):
-    """({model variable: float32 array}, ModelShape) from the checkpoint at `prefix`."""
+def checkpoint_map(prefix, experiment, config):
+    """({graph variable: checkpoint variable}, config with the checkpoint's units).
+
+    Raises UserError naming what is missing or mis-shaped, and the experiment the checkpoint
+    looks like when it is another one.
+    """
+    from legacy_rnn.experiments import EXPERIMENTS  # the table of all experiments
+
+    available = list_variables(prefix)
+    names = list(experiment.variables(config))
+    found = _name_map(available, names)
+    missing = [n for n in names if n not in found]
+    if missing:
+        others = [e.name for e in EXPERIMENTS.values() if e.name != experiment.name
+                  and len(_name_map(available, e.variables(e.config))) == len(e.variables(e.config))
+                  and set(e.variables(e.config)) != set(names)]
+        hint = (f" It holds the variables of {' / '.join(others)}: pass that model instead."
+                if others else f" It holds: {_listed(available)}.")
+        raise UserError(f"{prefix} is not a {experiment.name} checkpoint: it has no "
+                        f"{', '.join(missing)}.{hint}")
+    shapes = {name: available[ckpt] for name, ckpt in found.items()}
+    return found, fit(experiment, config, shapes, prefix)
+
+
+def read_weights(prefix, experiment, config=None):
+    """({graph variable: float32 array}, config with the checkpoint's units)."""
     prefix = resolve_prefix(prefix)
-    names, shape = checkpoint_map(prefix, model_name)
-    reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(ckpt) for name, ckpt in names.items()}, shape
+    names, config = checkpoint_map(prefix, experiment, config or experiment.config)
+    tensors = load_tensors(prefix, list(names.values()))
+    return {name: np.asarray(tensors[ckpt]) for name, ckpt in names.items()}, config

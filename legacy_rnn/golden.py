@@ -19,8 +19,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from legacy_rnn import drift, experiments, mnist_data, training
-from legacy_rnn.cli import quiet_tf1_notices
+from legacy_rnn import drift, experiments, interrupts, training
 from legacy_rnn.errors import UserError
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -32,15 +31,9 @@ PROMISE = (
     f"{drift.ROUNDING_RTOL:g} * |recorded| (legacy_rnn/drift.py gives the measurements behind it).")
 RECORDED_WITH = "python -m legacy_rnn.golden --update"
 
-N_HIDDEN, BATCH, STEPS, PROBE = 8, 8, 20, 8
+BATCH, STEPS, PROBE = 8, 20, 8
 TRAIN = training.TrainConfig(batch_size=BATCH, training_iters=STEPS * BATCH + 1, display_step=5)
-CONFIGS = {
-    "mnist_rnn": experiments.MnistConfig(n_hidden=N_HIDDEN, validation_size=0),
-    "mnist_birnn": experiments.MnistConfig(n_hidden=N_HIDDEN, bidirectional=True,
-                                           validation_size=0),
-    "toy_dynamic_rnn": experiments.ToyConfig(n_hidden=N_HIDDEN, seq_max_len=8, min_len=1,
-                                             max_value=100, n_train=64, n_test=32),
-}
+NAMES = tuple(experiments.EXPERIMENTS)
 
 
 def environment():
@@ -60,33 +53,13 @@ def environment():
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)")}
 
 
-def synthetic_mnist(seed, n_train=160, n_test=40):
-    """MNIST-shaped DataSets whose classes differ (a template per class plus noise)."""
-    rng = np.random.default_rng([seed, 99])
-    templates = rng.random((10, 28, 28))
-
-    def split(n):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        noisy = 0.6 * templates[labels] + 0.4 * rng.random((n, 28, 28))
-        return (noisy * 255).astype(np.uint8), labels
-
-    (train_x, train_y), (test_x, test_y) = split(n_train), split(n_test)
-    rngs = [np.random.default_rng([seed, i]) for i in range(3)]
-    return mnist_data.DataSets(
-        train=mnist_data.DataSet(train_x, train_y, rngs[0]),
-        validation=mnist_data.DataSet(train_x[:0], train_y[:0], rngs[1]),
-        test=mnist_data.DataSet(test_x, test_y, rngs[2]))
-
-
 def run(name, learning_rate_scale=1.0):
-    """A fresh golden record of experiment `name` (learning_rate_scale plants a change)."""
-    config = CONFIGS[name]
+    """A fresh golden record of experiment `name` (learning_rate_scale plants a change): its tiny
+    configuration trained for 20 steps on its golden data."""
+    experiment = experiments.get(name)
+    config = experiment.golden
     config = dataclasses.replace(config, learning_rate=config.learning_rate * learning_rate_scale)
-    if name == "toy_dynamic_rnn":
-        result = experiments.run_toy(config, TRAIN, probe_size=PROBE)
-    else:
-        result = experiments.run_mnist(config, TRAIN, data_sets=synthetic_mnist(config.seed),
-                                       probe_size=PROBE)
+    result = experiment.run(config, TRAIN, data=experiment.golden_data(config), probe_size=PROBE)
     return {
         "experiment": name,
         "environment": environment(),
@@ -198,7 +171,7 @@ def _numeric(values):
     return array.ndim <= 2
 
 
-def check(directory=DEFAULT_DIR, names=tuple(CONFIGS)):
+def check(directory=DEFAULT_DIR, names=NAMES):
     """A Comparison per experiment, of a fresh run against its golden file."""
     records = {name: load(golden_path(directory, name), name) for name in names}
     return [compare(records[name], run(name)) for name in names]
@@ -209,42 +182,48 @@ def record(name):
     return {**run(name), "recorded_with": RECORDED_WITH, "promise": PROMISE}
 
 
-def update(directory=DEFAULT_DIR, names=tuple(CONFIGS)):
-    os.makedirs(directory, exist_ok=True)
-    for name in names:
-        training.write_json_atomically(golden_path(directory, name), record(name))
+def update(directory=DEFAULT_DIR, names=NAMES):
+    """Runs every experiment first, then writes all the files (each atomically, and a signal
+    waits for the writes), so an interruption leaves the old set or the new one."""
+    records = {name: record(name) for name in names}
+    with interrupts.deferred():
+        os.makedirs(directory, exist_ok=True)
+        for name, fresh in records.items():
+            training.write_json_atomically(golden_path(directory, name), fresh)
+    interrupts.raise_pending("writing the golden files: all of them were written")
 
 
-_UPDATE = flags.DEFINE_bool("update", False, "Rewrite the golden files from fresh runs.")
-_CHECK = flags.DEFINE_bool("check", False, "Compare fresh runs with the golden files (default).")
-_GOLDEN_DIR = flags.DEFINE_string("golden_dir", DEFAULT_DIR, "Where the golden files are.")
+def define_flags():
+    return {
+        "update": flags.DEFINE_bool("update", False, "Rewrite the golden files from fresh runs."),
+        "check": flags.DEFINE_bool("check", False, "Compare fresh runs with the golden files "
+                                   "(the default)."),
+        "golden_dir": flags.DEFINE_string("golden_dir", DEFAULT_DIR, "Where the golden files are."),
+    }
 
 
-def main(argv):
+def main(holders, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if _UPDATE.value and _CHECK.value:
+    if holders["update"].value and holders["check"].value:
         raise app.UsageError("--check and --update exclude each other.")
-    try:
-        if _UPDATE.value:
-            update(_GOLDEN_DIR.value)
-            print(f"golden: rewrote {len(CONFIGS)} files in {_GOLDEN_DIR.value}")
-            return 0
-        comparisons = check(_GOLDEN_DIR.value)
-    except UserError as e:
-        print(f"golden: {e}", file=sys.stderr)
-        return 1
+    logging.set_verbosity(logging.WARNING)  # the tiny runs' progress lines say nothing here
+    directory = holders["golden_dir"].value
+    if holders["update"].value:
+        update(directory)
+        print(f"golden: rewrote {len(NAMES)} files in {directory}")
+        return 0
+    comparisons = check(directory)
     for comparison in comparisons:
         print("\n".join(comparison.lines()), file=sys.stdout if comparison.ok else sys.stderr)
     changed = [c.name for c in comparisons if not c.ok]
     if changed:
         print(f"golden: CHANGED: {', '.join(changed)} (details above)", file=sys.stderr)
         return 1
-    print(f"golden: {len(comparisons)} experiments match {_GOLDEN_DIR.value}")
+    print(f"golden: {len(comparisons)} experiments match {directory}")
     return 0
 
 
 if __name__ == "__main__":
-    quiet_tf1_notices()
-    logging.set_verbosity(logging.WARNING)  # the tiny runs' progress lines say nothing here
-    app.run(main)
+    from legacy_rnn import entry
+    entry.tool("legacy_rnn.golden")

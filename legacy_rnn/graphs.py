@@ -1,9 +1,8 @@
-"""The tutorials' TF1 graphs, built into a fresh `tf.Graph` on request (never at import time).
+"""What every experiment's TF1 graph shares: a fresh seeded graph, the seeds' output layer and
+optimizer, and the gathering of the last relevant output. Built on request, never at import time.
 
-Variable names are the ones tf.compat.v1 gives the seed code, whichever RNN API builds the graph:
-`rnn/basic_lstm_cell/{kernel,bias}` or `bidirectional_rnn/{fw,bw}/basic_lstm_cell/{kernel,bias}`,
-so a checkpoint written with `rnn='static'` restores into `rnn='dynamic'` and back. The output
-layer is `output/weights` and `output/biases` (the tutorials left them unnamed).
+The output layer is `output/weights` and `output/biases` (the tutorials left them unnamed:
+`Variable` and `Variable_1`; checkpoints.py accepts both).
 """
 import dataclasses
 
@@ -30,10 +29,6 @@ class Model:
     global_step: tf.Variable
 
 
-def lstm_cell(n_hidden):
-    return tf.compat.v1.nn.rnn_cell.BasicLSTMCell(n_hidden, forget_bias=1.0)
-
-
 def last_relevant_output(outputs, seqlen):
     """`outputs[i, seqlen[i] - 1]` for each i, gathered as the tutorial did.
 
@@ -44,52 +39,13 @@ def last_relevant_output(outputs, seqlen):
     return tf.gather(tf.reshape(outputs, [-1, outputs.shape[-1]]), index)
 
 
-def rnn_features(inputs, n_hidden, rnn="static", bidirectional=False, seqlen=None):
-    """The RNN output the classifier reads: at the last step, or at `seqlen - 1` when given.
-
-    inputs: float32 `[batch, time, input]` with a static time size. Returns `[batch, n_hidden]`,
-    or `[batch, 2 * n_hidden]` (forward then backward) when bidirectional. As in
-    `static_bidirectional_rnn`'s `outputs[-1]`, the backward half at the last step is the
-    backward cell after seeing only that step.
-    """
-    if rnn not in RNN_APIS:
-        raise ValueError(f"rnn must be one of {RNN_APIS}, got {rnn!r}")
-    # TF 1.x initialised cell kernels with the graph-seeded glorot_uniform_initializer. tf-keras,
-    # which provides the cells now, seeds its default from Python's `random` instead, so
-    # set_random_seed would not fix them. A scope initializer restores the TF1 behaviour
-    # without changing any variable name.
-    with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
-                                     initializer=tf.compat.v1.glorot_uniform_initializer()):
-        return _rnn_features(inputs, n_hidden, rnn, bidirectional, seqlen)
+def last_output(outputs):
+    """The output after the last step: `outputs[-1]` of a static driver's list, as the seeds read
+    it, or `outputs[:, -1]` of a dynamic driver's `[batch, time, n]` tensor."""
+    return outputs[-1] if isinstance(outputs, list) else outputs[:, -1]
 
 
-def _rnn_features(inputs, n_hidden, rnn, bidirectional, seqlen):
-    cells = (lstm_cell(n_hidden), lstm_cell(n_hidden)) if bidirectional else (lstm_cell(n_hidden),)
-    if rnn == "static":
-        steps = tf.unstack(inputs, inputs.shape[1], axis=1)
-        if bidirectional:
-            outputs, _, _ = tf.compat.v1.nn.static_bidirectional_rnn(
-                *cells, steps, dtype=tf.float32, sequence_length=seqlen)
-        else:
-            outputs, _ = tf.compat.v1.nn.static_rnn(
-                *cells, steps, dtype=tf.float32, sequence_length=seqlen)
-        if seqlen is None:
-            return outputs[-1]
-        outputs = tf.stack(outputs, axis=1)
-    else:
-        if bidirectional:
-            (forward, backward), _ = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-                *cells, inputs, dtype=tf.float32, sequence_length=seqlen)
-            outputs = tf.concat([forward, backward], axis=2)
-        else:
-            outputs, _ = tf.compat.v1.nn.dynamic_rnn(
-                *cells, inputs, dtype=tf.float32, sequence_length=seqlen)
-        if seqlen is None:
-            return outputs[:, -1]
-    return last_relevant_output(outputs, seqlen)
-
-
-def _new_graph(seed):
+def new_graph(seed):
     """A graph with its seed set, built under TF op determinism.
 
     Determinism is a process-wide switch, and some ops choose their deterministic kernels when
@@ -103,7 +59,8 @@ def _new_graph(seed):
     return graph
 
 
-def _classifier(graph, inputs, features, labels, optimizer, learning_rate):
+def classifier(graph, inputs, features, labels, optimizer, learning_rate):
+    """The seeds' output layer, loss, accuracy and optimizer over `features`."""
     n_in, n_classes = features.shape[-1], labels.shape[-1]
     with tf.compat.v1.name_scope("output"):
         # The seed initialises the output layer from N(0, 1), not Glorot.
@@ -116,27 +73,3 @@ def _classifier(graph, inputs, features, labels, optimizer, learning_rate):
     global_step = tf.compat.v1.train.get_or_create_global_step()
     train_op = OPTIMIZERS[optimizer](learning_rate).minimize(loss, global_step=global_step)
     return Model(graph, inputs, logits, loss, accuracy, train_op, global_step)
-
-
-def build_mnist_model(n_hidden, bidirectional=False, rnn="static", learning_rate=0.001, seed=0,
-                      n_steps=28, n_input=28, n_classes=10, optimizer="adam"):
-    """The MNIST row-by-row classifier; inputs `(images [b, n_steps * n_input], labels [b, 10])`."""
-    graph = _new_graph(seed)
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [None, n_steps * n_input], name="images")
-        labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
-        rows = tf.reshape(images, [-1, n_steps, n_input])
-        features = rnn_features(rows, n_hidden, rnn, bidirectional)
-        return _classifier(graph, (images, labels), features, labels, optimizer, learning_rate)
-
-
-def build_toy_model(n_hidden, seq_max_len, rnn="static", learning_rate=0.01, seed=0, n_classes=2,
-                    optimizer="sgd"):
-    """The variable-length classifier; inputs `(x [b, seq_max_len, 1], labels [b, 2], seqlen [b])`."""
-    graph = _new_graph(seed)
-    with graph.as_default():
-        x = tf.compat.v1.placeholder(tf.float32, [None, seq_max_len, 1], name="x")
-        labels = tf.compat.v1.placeholder(tf.float32, [None, n_classes], name="labels")
-        seqlen = tf.compat.v1.placeholder(tf.int32, [None], name="seqlen")
-        features = rnn_features(x, n_hidden, rnn, seqlen=seqlen)
-        return _classifier(graph, (x, labels, seqlen), features, labels, optimizer, learning_rate)

@@ -2,7 +2,6 @@
 
     python -m legacy_rnn.mnist_birnn [--flagfile=flags/mnist_birnn.cfg] [flags]
 """
-from legacy_rnn import cli
-
 if __name__ == "__main__":
-    cli.program("mnist_birnn")
+    from legacy_rnn import entry
+    entry.program("mnist_birnn")

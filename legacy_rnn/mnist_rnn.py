@@ -2,7 +2,6 @@
 
     python -m legacy_rnn.mnist_rnn [--flagfile=flags/mnist_rnn.cfg] [flags]
 """
-from legacy_rnn import cli
-
 if __name__ == "__main__":
-    cli.program("mnist_rnn")
+    from legacy_rnn import entry
+    entry.program("mnist_rnn")

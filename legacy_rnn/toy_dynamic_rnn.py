@@ -1,8 +1,8 @@
-"""Variable-length toy sequences: static_rnn with sequence_length + last relevant output.
+"""Variable-length toy sequences: BasicLSTMCell + static_rnn with sequence_length, the last
+relevant output gathered; fully offline.
 
     python -m legacy_rnn.toy_dynamic_rnn [--flagfile=flags/toy_dynamic_rnn.cfg] [flags]
 """
-from legacy_rnn import cli
-
 if __name__ == "__main__":
-    cli.program("toy_dynamic_rnn")
+    from legacy_rnn import entry
+    entry.program("toy_dynamic_rnn")

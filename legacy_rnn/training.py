@@ -6,24 +6,29 @@ latest checkpoint; the batches already used are drawn again and skipped, so an i
 resumed run ends with the same weights as an uninterrupted one. A kill at any moment leaves the
 previous checkpoint and metrics.json readable: each save writes new files first (TF's Saver
 updates its `checkpoint` index only after the new prefix is complete, and metrics.json is
-replaced by rename).
+replaced by rename), and a signal waits for a save to finish. One run at a time holds a
+model_dir (`ModelDirLock`).
 """
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import signal
-import threading
+import socket
+import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from legacy_rnn import interrupts
 from legacy_rnn.errors import UserError
 
 CHECKPOINT_NAME = "model.ckpt"
 METRICS_FILE = "metrics.json"
+LOCK_FILE = ".lock"
 # Test examples per Session.run while evaluating: bounds memory for the 10,000 MNIST test images.
 EVAL_CHUNK = 1000
 # Settings a resumed run may change: they do not alter the weights a step produces.
@@ -40,14 +45,6 @@ class TrainConfig:
     checkpoint_steps: int = 1000  # with a model_dir: save every this many steps (and at the end)
     init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
     eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
-
-
-class Interrupted(UserError):
-    """SIGINT or SIGTERM stopped training; the exit status is the shell's 128 + signal."""
-
-    def __init__(self, message, signum):
-        super().__init__(message)
-        self.exit_code = 128 + signum
 
 
 def num_steps(training_iters, batch_size):
@@ -70,12 +67,17 @@ def evaluate(sess, model, inputs):
 
 def write_json_atomically(path, obj):
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def _prepare_model_dir(model_dir):
@@ -90,19 +92,64 @@ def _prepare_model_dir(model_dir):
                         "Choose a directory you can write to, or leave --model_dir out.") from None
 
 
-@contextlib.contextmanager
-def _signals_recorded(received):
-    """While active, SIGINT/SIGTERM append to `received` instead of killing the process."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, lambda signum, _: received.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+def _process_alive(pid):
     try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ModelDirLock:
+    """An exclusive `flock` on `model_dir/.lock`, which names the holder (pid, host, command).
+
+    The kernel releases a flock when its process dies, so a lock left by a crashed or killed run
+    never blocks: it is taken over, with a warning naming the dead process. A live holder makes
+    the second run stop with a message naming it.
+    """
+
+    def __init__(self, model_dir):
+        self.path = os.path.join(model_dir, LOCK_FILE)
+        self.file = None
+
+    def _holder(self):
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def __enter__(self):
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder()
+            self.file.close()
+            who = (f"process {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                   f"(`{holder.get('command', '?')}`, started {holder.get('started', '?')})")
+            raise UserError(f"--model_dir={os.path.dirname(self.path)} is in use by {who}. Wait "
+                            "for it to finish or stop it, or pass another --model_dir; two runs "
+                            "writing one directory would mix their checkpoints.") from None
+        previous = self._holder()
+        if previous.get("pid") and previous.get("host") == socket.gethostname() and \
+                previous["pid"] != os.getpid() and not _process_alive(previous["pid"]):
+            logging.warning("took over %s, left by process %d, which no longer exists",
+                            self.path, previous["pid"])
+        self.file.seek(0)
+        self.file.truncate()
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                   "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:300],
+                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}, self.file)
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+        self.file.close()
 
 
 class _Persistence:
@@ -111,24 +158,44 @@ class _Persistence:
     def __init__(self, model, config, signature):
         self.dir = config.model_dir
         self.signature = signature
+        self.graph = model.graph
         with model.graph.as_default():
             self.saver = tf.compat.v1.train.Saver(max_to_keep=3)
             self.summaries = tf.compat.v1.summary.merge([
                 tf.compat.v1.summary.scalar("loss", model.loss),
                 tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
-            self.writer = (tf.compat.v1.summary.FileWriter(self.dir, model.graph)
-                           if self.dir else None)
+        self.writer = None
         self.metrics_path = os.path.join(self.dir, METRICS_FILE) if self.dir else None
 
+    def open_writer(self):
+        """TensorBoard's event file, opened once the run is known to go ahead."""
+        if self.dir:
+            self.writer = tf.compat.v1.summary.FileWriter(self.dir, self.graph)
+
     def latest(self):
-        return tf.train.latest_checkpoint(self.dir) if self.dir else None
+        if not self.dir:
+            return None
+        from legacy_rnn.checkpoints import resolve_prefix  # the same reading for every path
+        if not os.path.exists(os.path.join(self.dir, "checkpoint")):
+            return None
+        return resolve_prefix(self.dir)
 
     def previous_metrics(self):
         """metrics.json of the run being resumed; refuses one made with other settings."""
         if not (self.metrics_path and os.path.exists(self.metrics_path)):
             return {}
-        with open(self.metrics_path) as f:
-            previous = json.load(f)
+        try:
+            with open(self.metrics_path, encoding="utf-8") as f:
+                previous = json.load(f)
+            if not isinstance(previous, dict) or not isinstance(previous.get("config", {}), dict)\
+                    or not isinstance(previous.get("train_history", []), list):
+                raise ValueError("not the object a run writes")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise UserError(
+                f"{self.metrics_path} is damaged ({type(e).__name__}: {str(e)[:200]}), so this "
+                "run cannot check what it would resume. Delete it to resume from the latest "
+                "checkpoint anyway (the progress history before it is lost), or pass another "
+                "--model_dir to start a new run. Nothing was changed.") from None
         old = previous.get("config", {})
         changed = sorted(k for k in set(old) | set(self.signature)
                          if k not in RESUMABLE_CHANGES and old.get(k) != self.signature.get(k))
@@ -141,25 +208,39 @@ class _Persistence:
         return previous
 
     def save(self, sess, step, metrics):
+        """Saves checkpoint and metrics.json, uninterruptibly; the prefix, or None."""
         if not self.dir:
             return None
         try:
-            prefix = self.saver.save(sess, os.path.join(self.dir, CHECKPOINT_NAME),
-                                     global_step=step)
-            self.write_metrics(metrics)
-        except (OSError, tf.errors.OpError) as e:
-            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-            kept = self.latest()
-            kept = (f"The last good checkpoint, {kept}, is kept" if kept
-                    else "No earlier checkpoint exists")
+            with interrupts.deferred():
+                prefix = self.saver.save(sess, os.path.join(self.dir, CHECKPOINT_NAME),
+                                         global_step=step)
+                self.write_metrics(metrics)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            reason = (getattr(e, "strerror", None) or getattr(e, "message", None)
+                      or str(e).splitlines()[0])
+            kept = self.kept()
             raise UserError(
                 f"Saving the checkpoint of step {step} in {self.dir} failed ({reason}). {kept}; "
                 "free space or fix the directory, then rerun the same command to resume."
             ) from None
         return prefix
 
+    def kept(self):
+        try:
+            kept = self.latest()
+        except UserError:
+            kept = None
+        return (f"The last good checkpoint, {kept}, is kept" if kept
+                else "No earlier checkpoint exists")
+
     def write_metrics(self, metrics):
-        write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
+        try:
+            write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
+        except OSError as e:
+            raise UserError(f"Writing {self.metrics_path} failed ({e.strerror}). {self.kept()}, "
+                            "and the previous metrics.json is unchanged; free space or fix the "
+                            "directory, then rerun.") from None
 
     def scalars(self, step, **values):
         if self.writer:
@@ -184,11 +265,19 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     (every step run in this process) and `probe_logits`, the trained model's logits on the first
     `probe_size` test examples.
     """
-    steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
-    if config.model_dir:
-        _prepare_model_dir(config.model_dir)
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
+    if not config.model_dir:
+        return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
+                                   probe_size)
+    _prepare_model_dir(config.model_dir)
+    with ModelDirLock(config.model_dir):
+        return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
+                                   probe_size)
+
+
+def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature, probe_size):
+    steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
     store = _Persistence(model, config, signature)
     with model.graph.as_default():
         init = tf.compat.v1.global_variables_initializer()
@@ -199,23 +288,10 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     model.graph.finalize()
 
     with tf.compat.v1.Session(graph=model.graph) as sess, contextlib.closing(store):
-        sess.run(init)
-        resume_from = None if config.eval_only else store.latest()
-        history = []
-        if resume_from:
-            history = store.previous_metrics().get("train_history", [])
-            try:
-                store.saver.restore(sess, resume_from)
-            except tf.errors.OpError as e:
-                raise UserError(f"--model_dir={config.model_dir} holds a checkpoint this model "
-                                f"cannot resume from ({e.message.splitlines()[0]}). Pass another "
-                                "--model_dir, or the flags of the run that wrote it.") from None
-            logging.info("resuming from step %d (%s)", sess.run(model.global_step), resume_from)
-        elif config.init_checkpoint:
-            init_saver.restore(sess, config.init_checkpoint)
-            logging.info("started from %s", config.init_checkpoint)
-        first_step = int(sess.run(model.global_step)) + 1
-        history = [h for h in history if h["step"] < first_step]
+        with interrupts.phase("initialising and restoring the weights"):
+            sess.run(init)
+            first_step, history = _restore(sess, model, config, store, init_saver)
+        store.open_writer()
         examples = skipped = sum(len(train_set.next_batch(config.batch_size)[0])
                                  for _ in range(first_step - 1))  # what the checkpoint has seen
 
@@ -223,11 +299,12 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
             return {"status": status, "global_step": step, "train_examples": examples,
                     "train_history": history}
 
-        step_losses, received = [], []
+        step_losses = []
         start = window_start = time.perf_counter()
         window_examples = 0
         last_saved = first_step - 1
-        with _signals_recorded(received):
+        step = first_step - 1
+        with interrupts.deferred():
             for step in range(first_step, steps + 1):
                 batch = train_set.next_batch(config.batch_size)
                 display = step == 1 or step % config.display_step == 0 or step == steps
@@ -237,7 +314,14 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
                     fetches.append(model.accuracy)
                     if store.writer:
                         fetches.append(store.summaries)
-                _, loss, *shown = sess.run(fetches, dict(zip(model.inputs, batch)))
+                try:
+                    _, loss, *shown = sess.run(fetches, dict(zip(model.inputs, batch)))
+                except tf.errors.ResourceExhaustedError as e:
+                    raise UserError(
+                        f"Out of memory at training step {step} "
+                        f"({e.message.splitlines()[0][:200]}). The model or batch is too large "
+                        "for this machine: use a smaller --batch_size or --n_hidden. Nothing "
+                        f"more was saved ({store.kept().lower()}).") from None
                 if not np.isfinite(loss):
                     kept = store.latest()
                     kept = f"last good checkpoint: {kept}" if kept else "no checkpoint was saved"
@@ -259,20 +343,28 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
                                     "accuracy": float(accuracy)})
                     if summary:
                         store.writer.add_summary(summary[0], step)
-                if received:
+                if interrupts.pending():
+                    signum = interrupts.take()
                     prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
-                    name = signal.Signals(received[0]).name
-                    raise Interrupted(
-                        f"{name} received: stopped after step {step} of {steps}. " +
-                        (f"Saved {prefix}; rerun the same command to resume."
-                         if prefix else "Nothing was saved (no --model_dir)."), received[0])
+                    raise interrupts.Interrupted(signum, _stopped_message(
+                        signum, f"stopped after step {step} of {steps}", prefix, "resume"))
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
                     store.save(sess, step, progress_metrics(step, "training"))
                     last_saved = step
         train_seconds = time.perf_counter() - start
-
-        test_loss, test_accuracy = evaluate(sess, model, test_inputs)
         final_step = int(sess.run(model.global_step))
+
+        try:
+            with interrupts.phase("evaluating"):
+                test_loss, test_accuracy = evaluate(sess, model, test_inputs)
+        except interrupts.Interrupted as e:
+            prefix = None
+            if config.model_dir and not config.eval_only:
+                prefix = (store.save(sess, final_step, progress_metrics(final_step, "trained"))
+                          if final_step != last_saved else store.latest())
+            raise interrupts.Interrupted(e.signum, _stopped_message(
+                e.signum, f"stopped while evaluating, after training step {final_step} of "
+                          f"{steps}", prefix, "evaluate it")) from None
         metrics = {
             **progress_metrics(final_step, "evaluated" if config.eval_only else "complete"),
             "test_accuracy": test_accuracy,
@@ -284,12 +376,50 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
         }
         if config.model_dir:
             if config.eval_only or final_step == last_saved:
-                store.write_metrics(metrics)
+                with interrupts.deferred():
+                    store.write_metrics(metrics)
             else:
                 store.save(sess, final_step, metrics)
             store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
+            interrupts.raise_pending("saving the final checkpoint and metrics.json: the run "
+                                     "completed and both were written")
         result = {**metrics, "config": signature, "step_losses": step_losses}
         if probe_size:
             result["probe_logits"] = sess.run(
                 model.logits, {p: a[:probe_size] for p, a in zip(model.inputs, test_inputs)})
     return result
+
+
+def _restore(sess, model, config, store, init_saver):
+    """Resumes from the model_dir's latest checkpoint, or starts from --init_checkpoint;
+    returns (first step to run, the train_history so far)."""
+    from legacy_rnn.checkpoints import load_tensors  # damaged-file messages, shared
+    resume_from = None if config.eval_only else store.latest()
+    history = []
+    if resume_from:
+        history = store.previous_metrics().get("train_history", [])
+        try:
+            store.saver.restore(sess, resume_from)
+        except (tf.errors.OpError, ValueError) as e:
+            if isinstance(e, tf.errors.DataLossError):
+                load_tensors(resume_from, [])  # raises the damaged-checkpoint message
+            raise UserError(f"--model_dir={config.model_dir} holds a checkpoint this model "
+                            f"cannot resume from ({str(e).splitlines()[0][:300]}). Pass another "
+                            "--model_dir, or the flags of the run that wrote it.") from None
+        logging.info("resuming from step %d (%s)", sess.run(model.global_step), resume_from)
+    elif config.init_checkpoint:
+        try:
+            init_saver.restore(sess, config.init_checkpoint)
+        except (tf.errors.OpError, ValueError) as e:
+            raise UserError(f"--init_checkpoint={config.init_checkpoint} cannot be read "
+                            f"({str(e).splitlines()[0][:300]}): its .data file is damaged or "
+                            "missing. Use another checkpoint.") from None
+        logging.info("started from %s", config.init_checkpoint)
+    first_step = int(sess.run(model.global_step)) + 1
+    return first_step, [h for h in history if h["step"] < first_step]
+
+
+def _stopped_message(signum, what, prefix, rerun_to):
+    return (f"{signal.Signals(signum).name} received: {what}. " +
+            (f"Saved {prefix}; rerun the same command to {rerun_to}." if prefix
+             else "Nothing was saved (no --model_dir)."))

@@ -8,9 +8,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import legacy_rnn  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from legacy_rnn import cli  # noqa: E402,F401  (defines the flags the tests parse)
 
-# Library code is called directly in most tests; flags are parsed explicitly where tested.
+# The experiments' graphs switch TF op determinism on for the whole process; switching it on first
+# makes every test see the same process state whatever ran before it on its worker.
+import tensorflow as tf  # noqa: E402
+
+tf.config.experimental.enable_op_determinism()
+
+# Library code is called directly; program flags are defined on their own FlagValues in tests.
 flags.FLAGS.mark_as_parsed()
 
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import tutorial_graphs
 from legacy_rnn import checkpoints, experiments, training
+from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from test_parity import ATOL, RTOL
@@ -32,7 +33,7 @@ def feeds_for(model_name, rng, n=9):
 def tutorial_checkpoints(tmp_path_factory):
     """{model: (prefix, keras inputs, graph logits)} of tutorial-layout checkpoints, n_hidden 5."""
     out = {}
-    for i, name in enumerate(checkpoints.MODEL_VARIABLES):
+    for i, name in enumerate(experiments.EXPERIMENTS):
         prefix = str(tmp_path_factory.mktemp(name) / "model.ckpt")
         feeds, inputs = feeds_for(name, np.random.default_rng(i))
         logits = tutorial_graphs.train_and_save(name, 5, prefix, feeds, TOY_LEN)
@@ -40,12 +41,12 @@ def tutorial_checkpoints(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", list(checkpoints.MODEL_VARIABLES))
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
 def test_tutorial_checkpoint_converts_and_reproduces_the_graph(name, tutorial_checkpoints, tmp_path):
     prefix, inputs, logits = tutorial_checkpoints[name]
     assert {"Variable", "Variable_1"} <= set(dict(tf.train.list_variables(prefix)))
-    shape = convert_checkpoint(prefix, name, str(tmp_path / "m.keras"))
-    assert (shape.n_hidden, shape.n_input) == (5, 1 if name == "toy_dynamic_rnn" else 28)
+    config = convert_checkpoint(prefix, name, str(tmp_path / "m.keras"))
+    assert config.n_hidden == 5
     model = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(model(inputs).numpy(), logits, rtol=RTOL, atol=ATOL)
 
@@ -120,10 +121,10 @@ def test_missing_variable_is_named(tmp_path):
             saver.save(sess, str(tmp_path / "partial"))
     with pytest.raises(UserError, match="it has no rnn/basic_lstm_cell/bias, output/weights, "
                                         "output/biases. It holds: rnn/basic_lstm_cell/kernel"):
-        checkpoints.read_weights(str(tmp_path / "partial"), "mnist_rnn")
+        checkpoints.read_weights(str(tmp_path / "partial"), experiments.MNIST_RNN)
 
 
-TOY = experiments.ToyConfig(n_hidden=5, seq_max_len=TOY_LEN, min_len=1, max_value=50, n_train=16,
+TOY = ToyConfig(n_hidden=5, seq_max_len=TOY_LEN, min_len=1, max_value=50, n_train=16,
                             n_test=40)
 
 
@@ -131,10 +132,10 @@ def test_eval_only_from_a_tutorial_checkpoint_matches_keras(tutorial_checkpoints
     prefix = tutorial_checkpoints["toy_dynamic_rnn"][0]
     train = training.TrainConfig(init_checkpoint=os.path.dirname(prefix), eval_only=True,
                                  model_dir=str(tmp_path / "eval"))
-    metrics = experiments.run_toy(TOY, train)
+    metrics = TOY_EXPERIMENT.run(TOY, train)
     assert metrics["global_step"] == 0 and metrics["train_examples"] == 0
 
-    _, test = experiments.toy_data_sets(TOY)
+    _, test = toy_data_sets(TOY)
     keras_model = keras.saving.load_model(
         _converted(prefix, "toy_dynamic_rnn", tmp_path / "toy.keras"))
     logits = keras_model([test.data, test.seqlen]).numpy()
@@ -154,20 +155,20 @@ def _converted(prefix, name, output):
 def test_init_checkpoint_needs_matching_sizes(tutorial_checkpoints):
     prefix = tutorial_checkpoints["toy_dynamic_rnn"][0]
     train = training.TrainConfig(init_checkpoint=prefix, eval_only=True)
-    with pytest.raises(UserError, match="holds an LSTM of 5 units, and this run builds 7. "
-                                        "Pass --n_hidden=5"):
-        experiments.run_toy(experiments.ToyConfig(**{**TOY.__dict__, "n_hidden": 7}), train)
+    with pytest.raises(UserError, match="holds a recurrent layer of 5 units, and this run builds "
+                                        "7. Pass --n_hidden=5"):
+        TOY_EXPERIMENT.run(ToyConfig(**{**TOY.__dict__, "n_hidden": 7}), train)
     with pytest.raises(UserError, match="--eval_only evaluates the weights of --init_checkpoint"):
-        experiments.run_toy(TOY, training.TrainConfig(eval_only=True))
+        TOY_EXPERIMENT.run(TOY, training.TrainConfig(eval_only=True))
 
 
 def test_training_continues_from_an_init_checkpoint(tutorial_checkpoints, tmp_path):
     prefix = tutorial_checkpoints["toy_dynamic_rnn"][0]
-    trained = experiments.run_toy(TOY, training.TrainConfig(init_checkpoint=prefix, batch_size=8,
+    trained = TOY_EXPERIMENT.run(TOY, training.TrainConfig(init_checkpoint=prefix, batch_size=8,
                                                             training_iters=17))
     assert trained["global_step"] == 2
     # The first step's loss is computed before its update: the checkpoint's loss on batch one.
-    x, labels, seqlen = experiments.toy_data_sets(TOY)[0].next_batch(8)
+    x, labels, seqlen = toy_data_sets(TOY)[0].next_batch(8)
     model = keras.saving.load_model(_converted(prefix, "toy_dynamic_rnn", tmp_path / "t.keras"))
     first = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
         labels, model([x, seqlen]))))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from legacy_rnn import experiments, graphs, toy_data, training
+from legacy_rnn import toy_data, training
+from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.errors import UserError
 from test_programs import REPO, run_program
 
@@ -86,14 +87,14 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_pat
     assert_same_checkpoints(run, tmp_path / "whole")
 
 
-TOY = experiments.ToyConfig(n_hidden=4, seq_max_len=5, min_len=1, max_value=30, n_train=40,
+TOY = ToyConfig(n_hidden=4, seq_max_len=5, min_len=1, max_value=30, n_train=40,
                             n_test=8)
 
 
 def toy_run(model_dir, train_set=None, **train):
     """Runs the tiny toy model through training.train_and_evaluate with `train` settings."""
-    model = graphs.build_toy_model(TOY.n_hidden, TOY.seq_max_len)
-    train_data, test = experiments.toy_data_sets(TOY)
+    model = TOY_EXPERIMENT.build_graph(TOY)
+    train_data, test = toy_data_sets(TOY)
     config = training.TrainConfig(**{"batch_size": 8, "training_iters": 49, "model_dir":
                                      str(model_dir), "checkpoint_steps": 2, **train})
     return training.train_and_evaluate(model, config, train_set or train_data,

@@ -21,7 +21,7 @@ def toy_runs():
 
 
 def test_golden_files_say_where_they_came_from_and_what_they_promise():
-    for name in golden.CONFIGS:
+    for name in golden.NAMES:
         record = _golden(name)
         assert record["recorded_with"] == "python -m legacy_rnn.golden --update"
         assert "Bitwise identical when rerun in the recording environment" in record["promise"]
@@ -98,13 +98,13 @@ def test_files_recorded_on_another_cpu_check_in_a_fresh_process(tmp_path):
     # A copy of the golden files as if another machine had recorded them: the check must pass
     # whatever CPU recorded them, and say how close it came. Also proves that the first graph of
     # a process matches (op determinism is switched on before any graph is built).
-    for name in golden.CONFIGS:
+    for name in golden.NAMES:
         record = _golden(name)
         record["environment"]["cpu"] = "A CPU this suite never runs on"
         (tmp_path / f"{name}.json").write_text(json.dumps(record))
     result = run_program_module("legacy_rnn.golden", "--check", f"--golden_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in golden.CONFIGS:
+    for name in golden.NAMES:
         assert f"{name}: identical (recorded on another environment: cpu)" in result.stdout or \
             f"{name}: rounding (recorded on another environment: cpu) - step losses" in \
             result.stdout, result.stdout

@@ -3,7 +3,18 @@ import pytest
 import tensorflow as tf
 
 import numpy_lstm
-from legacy_rnn import graphs
+from legacy_rnn import graphs, zoo
+from legacy_rnn.experiments.mnist import MNIST_BIRNN, MNIST_RNN, MnistConfig
+from legacy_rnn.experiments.toy import TOY, ToyConfig
+
+
+def rnn_features(inputs, n_hidden, rnn, bidirectional=False, seqlen=None):
+    """What the experiments' graphs read: the LSTM output at the last step or at seqlen - 1."""
+    block = zoo.Block([zoo.CellSpec.make("basic_lstm", n_hidden)],
+                      "bidirectional" if bidirectional else "forward", rnn)
+    outputs, _ = zoo.tf1_block(block, inputs, seqlen, stacked=seqlen is not None)
+    return graphs.last_output(outputs) if seqlen is None else graphs.last_relevant_output(
+        outputs, seqlen)
 
 # float32 TF against float64 numpy on a handful of steps: rounding stays far below this.
 ATOL = 1e-5
@@ -54,7 +65,7 @@ def test_toy_features_are_the_lstm_output_at_seqlen_minus_one(rnn):
     def build():
         xs = tf.compat.v1.placeholder(tf.float32, [None, 5, 1])
         n = tf.compat.v1.placeholder(tf.int32, [None])
-        return (xs, n), graphs.rnn_features(xs, 4, rnn, seqlen=n)
+        return (xs, n), rnn_features(xs, 4, rnn, seqlen=n)
 
     got, w = _session_values(build, TOY_VARS, (x, seqlen))
     outputs = numpy_lstm.lstm_outputs(x.astype(np.float64), w[TOY_VARS[0]], w[TOY_VARS[1]], seqlen)
@@ -74,7 +85,7 @@ def test_bidirectional_features_pair_full_forward_with_one_step_backward(rnn, wi
     def build():
         xs = tf.compat.v1.placeholder(tf.float32, [None, 4, 2])
         n = tf.compat.v1.placeholder(tf.int32, [None]) if with_lengths else None
-        feats = graphs.rnn_features(xs, 3, rnn, bidirectional=True, seqlen=n)
+        feats = rnn_features(xs, 3, rnn, bidirectional=True, seqlen=n)
         return ((xs, n) if with_lengths else (xs,)), feats
 
     got, w = _session_values(build, BI_VARS, (x, seqlen) if with_lengths else (x,))
@@ -89,10 +100,12 @@ def test_bidirectional_features_pair_full_forward_with_one_step_backward(rnn, wi
 
 
 MODELS = {
-    "mnist_rnn": (lambda rnn: graphs.build_mnist_model(6, False, rnn),
+    "mnist_rnn": (lambda rnn: MNIST_RNN.build_graph(MnistConfig(n_hidden=6, rnn=rnn)),
                   ["rnn/basic_lstm_cell/kernel", "rnn/basic_lstm_cell/bias"]),
-    "mnist_birnn": (lambda rnn: graphs.build_mnist_model(6, True, rnn), BI_VARS),
-    "toy_dynamic_rnn": (lambda rnn: graphs.build_toy_model(6, 5, rnn), TOY_VARS),
+    "mnist_birnn": (lambda rnn: MNIST_BIRNN.build_graph(MnistConfig(n_hidden=6, rnn=rnn)),
+                    BI_VARS),
+    "toy_dynamic_rnn": (lambda rnn: TOY.build_graph(ToyConfig(n_hidden=6, seq_max_len=5, rnn=rnn)),
+                        TOY_VARS),
 }
 
 
@@ -132,9 +145,10 @@ def _initial_values(model):
 
 
 def test_the_graph_seed_fixes_every_initial_value():
-    # tf-keras seeds the cells' default initializer from Python's `random`; graphs.rnn_features
-    # must override that, or two runs with one --seed start from different kernels.
-    first, second, other = (_initial_values(graphs.build_mnist_model(4, True, seed=s))
+    # tf-keras seeds the cells' default initializer from Python's `random`; zoo.tf1_block must
+    # override that, or two runs with one --seed start from different kernels.
+    first, second, other = (_initial_values(MNIST_BIRNN.build_graph(MnistConfig(n_hidden=4,
+                                                                               seed=s)))
                             for s in (3, 3, 4))
     assert first.keys() == second.keys() == other.keys()
     for name in first:

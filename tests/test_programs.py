@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-from absl.testing import flagsaver
 
 import numpy_lstm
-from legacy_rnn import experiments, mnist_data, training
+from legacy_rnn import experiments, mnist_data, programs, training
+from legacy_rnn.errors import UserError
+from legacy_rnn.experiments.mnist import MNIST_BIRNN, MnistConfig
+from legacy_rnn.experiments.toy import TOY, ToyConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,51 +83,55 @@ def test_toy_smoke_is_offline_and_complete(tmp_path):
     assert variables["output/weights"] == [8, 2]
 
 
-@pytest.mark.parametrize("experiment, args, message", [
-    ("toy_dynamic_rnn", ["--min_len=30"], "--min_len must not exceed --seq_max_len"),
-    ("mnist_rnn", ["--data_dir=/nonexistent/mnist"], "--data_dir=/nonexistent/mnist is not a directory"),
-    ("mnist_birnn", ["--seq_max_len=5"], "mnist_birnn does not use --seq_max_len: only toy_dynamic_rnn reads it"),
-])
-def test_bad_input_exits_with_a_message_and_no_traceback(experiment, args, message):
-    result = run_program(experiment, *args)
+def test_bad_flags_exit_with_a_message_and_no_traceback():
+    # One subprocess for the wiring (absl parsing, exit status); the validators in-process below.
+    result = run_program("mnist_birnn", "--seq_max_len=5")
     assert result.returncode == 1
-    assert message in result.stderr
+    assert "Unknown command line flag 'seq_max_len'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n_hidden=0"], "--n_hidden must be a positive integer"),
-    (["--batch_size=-3"], "--batch_size must be a positive integer"),
-    (["--learning_rate=0"], "--learning_rate must be a positive number"),
-    (["--training_iters=0"], "--training_iters must be a positive integer"),
-    (["--test_len=-1"], "--test_len must be 0 or more"),
-    (["--min_len=8", "--seq_max_len=7"], "--min_len must not exceed --seq_max_len"),
-    (["--max_value=10", "--seq_max_len=20"], "--max_value must be at least --seq_max_len"),
-    (["--data_dir=a", "--tfds_data_dir=b"], "two different data sources"),
-    (["--rnn=cudnn"], "value should be one of <static|dynamic>"),
+def _parse(experiment, argv):
+    flag_values = flags.FlagValues()
+    holders = programs.define(experiments.get(experiment), flag_values)
+    flag_values(["prog", *argv])
+    return programs.read(experiments.get(experiment), holders)
+
+
+@pytest.mark.parametrize("experiment, argv, message", [
+    ("mnist_rnn", ["--n_hidden=0"], "--n_hidden must be a positive integer"),
+    ("toy_dynamic_rnn", ["--batch_size=-3"], "--batch_size must be a positive integer"),
+    ("mnist_birnn", ["--learning_rate=0"], "--learning_rate must be a positive number"),
+    ("toy_dynamic_rnn", ["--training_iters=0"], "--training_iters must be a positive integer"),
+    ("mnist_rnn", ["--test_len=-1"], "--test_len must be 0 or more"),
+    ("toy_dynamic_rnn", ["--min_len=8", "--seq_max_len=7"], "--min_len must not exceed --seq_max_len"),
+    ("toy_dynamic_rnn", ["--max_value=10", "--seq_max_len=20"],
+     "--max_value must be at least --seq_max_len"),
+    ("mnist_rnn", ["--data_dir=a", "--tfds_data_dir=b"], "two different data sources"),
+    ("mnist_birnn", ["--rnn=cudnn"], "value should be one of <static|dynamic>"),
 ])
-def test_flag_validators_reject_bad_values(argv, message):
-    with flagsaver.flagsaver():
-        with pytest.raises(flags.IllegalFlagValueError, match=re.escape(message)):
-            flags.FLAGS(["prog", *argv])
+def test_flag_validators_reject_bad_values(experiment, argv, message):
+    with pytest.raises(flags.IllegalFlagValueError, match=re.escape(message)):
+        _parse(experiment, argv)
 
 
-@pytest.mark.parametrize("argv", [[], ["--n_hidden=1", "--min_len=20", "--seq_max_len=20"]])
-def test_flag_validators_accept_good_values(argv):
-    with flagsaver.flagsaver():
-        flags.FLAGS(["prog", *argv])
-        assert flags.FLAGS.n_hidden == (1 if argv else 512)
+def test_each_program_has_only_its_own_flags_with_its_seed_defaults():
+    config, train = _parse("toy_dynamic_rnn", ["--n_hidden=1", "--min_len=20", "--seq_max_len=20"])
+    assert config == ToyConfig(n_hidden=1, min_len=20, seq_max_len=20)
+    assert train.training_iters == 1000000  # the toy seed's
+    config, train = _parse("mnist_rnn", [])
+    assert config == MnistConfig() and train.training_iters == 100000
+    with pytest.raises(flags.UnrecognizedFlagError, match="seq_max_len"):
+        _parse("mnist_rnn", ["--seq_max_len=5"])
 
 
-TINY_TOY = experiments.ToyConfig(n_hidden=5, seq_max_len=6, min_len=1, max_value=30, n_train=40,
-                                 n_test=16)
+TINY_TOY = ToyConfig(n_hidden=5, seq_max_len=6, min_len=1, max_value=30, n_train=40, n_test=16)
 TINY_TRAIN = training.TrainConfig(batch_size=8, training_iters=97, display_step=100)
 
 
 def test_same_seed_same_losses_other_seed_other_losses():
-    runs = [experiments.run_toy(TINY_TOY, TINY_TRAIN) for _ in range(2)]
-    other = experiments.run_toy(experiments.ToyConfig(**{**TINY_TOY.__dict__, "seed": 1}),
-                                TINY_TRAIN)
+    runs = [TOY.run(TINY_TOY, TINY_TRAIN) for _ in range(2)]
+    other = TOY.run(ToyConfig(**{**TINY_TOY.__dict__, "seed": 1}), TINY_TRAIN)
     assert len(runs[0]["step_losses"]) == 12
     assert runs[0]["step_losses"] == runs[1]["step_losses"]
     assert runs[0]["test_loss"] == runs[1]["test_loss"]
@@ -134,14 +140,13 @@ def test_same_seed_same_losses_other_seed_other_losses():
 
 def test_mnist_accepts_injected_data_sets(idx_dir):
     data = mnist_data.read_data_sets(data_dir=str(idx_dir), validation_size=0, seed=0)
-    metrics = experiments.run_mnist(experiments.MnistConfig(n_hidden=4, bidirectional=True),
-                                    training.TrainConfig(batch_size=10, training_iters=31),
-                                    data_sets=data)
+    metrics = MNIST_BIRNN.run(MnistConfig(n_hidden=4), training.TrainConfig(
+        batch_size=10, training_iters=31), data=experiments.Data(
+            data.train, (data.test.images, data.test.labels)))
     assert metrics["global_step"] == 3 and metrics["test_examples"] == 20
     assert len(metrics["step_losses"]) == 3 and all(np.isfinite(metrics["step_losses"]))
 
 
 def test_test_len_beyond_the_test_split_is_refused():
-    with pytest.raises(experiments.UserError, match="--test_len=17 is more than the 16"):
-        experiments.run_toy(experiments.ToyConfig(**{**TINY_TOY.__dict__, "test_len": 17}),
-                            TINY_TRAIN)
+    with pytest.raises(UserError, match="--test_len=17 is more than the 16"):
+        TOY.run(ToyConfig(**{**TINY_TOY.__dict__, "test_len": 17}), TINY_TRAIN)

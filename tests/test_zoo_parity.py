@@ -122,6 +122,7 @@ def test_dropout_is_off_outside_training():
     x, _ = h.inputs()
     graph = tf.Graph()
     with graph.as_default():
+        tf.compat.v1.set_random_seed(1)
         training = tf.compat.v1.placeholder_with_default(False, [])
         xs = tf.constant(x)
         outputs, _ = zoo.tf1_block(block, xs, tf.constant(h.LENGTHS), training=training)

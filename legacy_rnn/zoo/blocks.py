@@ -238,9 +238,12 @@ def seeded_initializer():
 
 
 def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_major=False,
-              parallel_iterations=None, swap_memory=False, training=None):
+              parallel_iterations=None, swap_memory=False, training=None, stacked=True):
     """Builds `block` in the current graph over `inputs` (float32 `[batch, time, input]`, or
     `[time, batch, input]` with `time_major`); returns (outputs in the same layout, final state).
+    `stacked=False`: the static drivers' outputs as TF1 returns them, a list of `[batch, output]`
+    per step (the seeds read `outputs[-1]`; stacking adds ops, and TF1 derives op-level random
+    seeds from the graph's op count, so a graph built either way initialises differently).
 
     `initial_state`: the driver's own argument (forward: the cell's state; bidirectional:
     (fw, bw); stack_bidirectional: (per-level fw states, per-level bw states)). `training`: a bool
@@ -270,7 +273,7 @@ def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_majo
                 outputs, s_fw, s_bw = stack_bidirectional_rnn(
                     fw, bw, steps, *states, dtype=tf.float32, sequence_length=sequence_length,
                     scope=name)
-                outputs = tf.stack(outputs, axis=time_axis)
+                outputs = tf.stack(outputs, axis=time_axis) if stacked else outputs
             return outputs, (s_fw, s_bw)
         fw = _tf1_stack(block.levels, input_size, training)
         if block.direction == "bidirectional":
@@ -285,7 +288,7 @@ def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_majo
                 fw, bw, tf.unstack(inputs, axis=time_axis), initial_state_fw=state_fw,
                 initial_state_bw=state_bw, dtype=tf.float32, sequence_length=sequence_length,
                 scope=name)
-            return tf.stack(outputs, axis=time_axis), (s_fw, s_bw)
+            return (tf.stack(outputs, axis=time_axis) if stacked else outputs), (s_fw, s_bw)
         if block.driver == "dynamic":
             return tf.compat.v1.nn.dynamic_rnn(
                 fw, inputs, sequence_length=sequence_length, initial_state=initial_state,
@@ -293,7 +296,7 @@ def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_majo
         outputs, state = tf.compat.v1.nn.static_rnn(
             fw, tf.unstack(inputs, axis=time_axis), initial_state=initial_state, dtype=tf.float32,
             sequence_length=sequence_length, scope=name)
-        return tf.stack(outputs, axis=time_axis), state
+        return (tf.stack(outputs, axis=time_axis) if stacked else outputs), state
 
 
 # --- Keras 3 ----------------------------------------------------------------------------------

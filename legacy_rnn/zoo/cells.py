@@ -82,6 +82,27 @@ class CellFamily:
                 "docs/migration.md.)")
         return dict(options)
 
+    def recognize(self, shapes):
+        """(CellSpec, input size) of a cell whose variables (relative to its scope) have these
+        shapes, or None when they are not this family's. Options that are not variables
+        (forget_bias, clips, activation) are TF1's defaults here; callers set them."""
+        units = self.units_from(shapes)
+        if not units:
+            return None
+        spec = CellSpec.make(self.kind, units, **self.options_from(shapes))
+        kernel = shapes.get("kernel") or shapes.get("gates/kernel")
+        input_size = kernel[0] - spec.output_size if kernel and len(kernel) == 2 else 0
+        if input_size <= 0 or self.variables(spec, input_size) != shapes:
+            return None
+        return spec, input_size
+
+    def units_from(self, shapes):
+        bias = shapes.get("bias")
+        return bias[0] if bias and len(bias) == 1 else None
+
+    def options_from(self, shapes):
+        return {}
+
     # --- TF1 side -------------------------------------------------------------------------
     def tf1_cell(self, spec, name=None):
         raise NotImplementedError

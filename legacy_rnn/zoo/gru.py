@@ -36,6 +36,10 @@ class GRU(cells.CellFamily):
         return {"gates/kernel": (rows, 2 * u), "gates/bias": (2 * u,),
                 "candidate/kernel": (rows, u), "candidate/bias": (u,)}
 
+    def units_from(self, shapes):
+        bias = shapes.get("candidate/bias")
+        return bias[0] if bias and len(bias) == 1 else None
+
     def keras_cell(self, spec, **kwargs):
         return keras.layers.GRUCell(spec.units, activation=spec.get("activation"),
                                     reset_after=False, **kwargs)

@@ -67,6 +67,10 @@ class _LSTMFamily(cells.CellFamily):
                             "it then. Leave proj_clip out or set num_proj.")
         return options
 
+    def units_from(self, shapes):
+        bias = shapes.get("bias")
+        return bias[0] // 4 if bias and len(bias) == 1 and bias[0] % 4 == 0 else None
+
     def _tuple(self, spec):
         return spec.get("state_is_tuple")
 
@@ -152,6 +156,11 @@ class LSTM(_LSTMFamily):
 
     def output_size(self, spec):
         return spec.get("num_proj") or spec.units
+
+    def options_from(self, shapes):
+        projection = shapes.get("projection/kernel")
+        return {"use_peepholes": "w_f_diag" in shapes,
+                "num_proj": projection[1] if projection and len(projection) == 2 else None}
 
     def tf1_cell(self, spec, name=None, initializer=None):
         """`initializer` (kernels, peepholes, projection) sets only the initial values."""

@@ -1,0 +1,95 @@
+"""How every command-line entry point starts, reports what went wrong, and exits.
+
+    if __name__ == "__main__":                # in legacy_rnn/<program>.py
+        from legacy_rnn import entry
+        entry.program("mnist_rnn")            # an experiment's program, or
+        entry.tool("legacy_rnn.golden")       # a tool: define_flags() -> holders, main(holders, argv)
+
+Signal handlers go in before anything heavy is imported (`interrupts`), so Ctrl-C and SIGTERM
+stop a run at any moment. What a user can fix ends in one paragraph on stderr, prefixed with the
+program's name, and exit status 1: bad input (`UserError`), memory or disk running out, a file or
+directory that cannot be read or written. A signal ends with the line saying what was saved and
+status 128 + signal. Anything else is a bug and keeps its traceback.
+
+This module imports no TensorFlow: it must be importable in the first milliseconds.
+"""
+import errno
+import importlib
+import sys
+
+from legacy_rnn import interrupts
+from legacy_rnn.errors import UserError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def program(experiment_name):
+    """`python -m legacy_rnn.<experiment>`."""
+    def load():
+        from legacy_rnn import experiments, programs
+        experiment = experiments.get(experiment_name)
+        return (lambda: programs.define(experiment),
+                lambda holders, argv: programs.run(experiment, holders, argv))
+    main(experiment_name, load)
+
+
+def tool(module_name):
+    """`python -m legacy_rnn.<tool>` for a module with `define_flags()` and `main(holders, argv)`."""
+    def load():
+        module = importlib.import_module(module_name)
+        return module.define_flags, module.main
+    main(module_name.rsplit(".", 1)[-1], load)
+
+
+def main(name, load):
+    """`load()` imports the program and returns (define_flags, body); runs it under absl."""
+    interrupts.install()
+    sys.exit(guarded(name, lambda: _start(name, load)))
+
+
+def _start(name, load):
+    with interrupts.phase("starting up (importing TensorFlow)"):
+        define, body = load()
+        from legacy_rnn import programs
+        programs.quiet_tf1_notices()
+        holders = define()
+    from absl import app
+    app.run(lambda argv: guarded(name, lambda: body(holders, argv)))
+
+
+def guarded(name, body):
+    """`body()`'s exit status; a user-fixable failure printed as one paragraph, with its status."""
+    try:
+        return body()
+    except interrupts.Interrupted as e:
+        print(f"{name}: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except UserError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a resource failure
+        message = resource_failure(e)
+        if message is None:
+            raise
+        print(f"{name}: {message}", file=sys.stderr)
+        return 1
+
+
+def resource_failure(error):
+    """The paragraph for memory / disk / file-system failures, or None for anything else."""
+    where = interrupts.current_phase()
+    tf = sys.modules.get("tensorflow")
+    if isinstance(error, MemoryError) or (
+            tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)):
+        detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        return (f"Out of memory while {where} ({detail}). The model or batch is too large for "
+                "this machine: use a smaller --batch_size or --n_hidden (or free memory). Files "
+                "already saved are kept.")
+    if isinstance(error, OSError) and error.errno is not None:
+        path = f" {error.filename}" if error.filename else ""
+        if error.errno in DISK_FULL:
+            return (f"The disk is full while {where}:{path} ({error.strerror}). Free space and "
+                    "rerun the same command; files already saved are kept.")
+        return (f"Cannot use{path} while {where} ({error.strerror}). Check that it exists and "
+                "that you may read (or write) it, then rerun; files already saved are kept.")
+    return None

@@ -1,0 +1,166 @@
+"""What an experiment provides, and everything generic built on it.
+
+An experiment is one tutorial program: its configuration (a frozen dataclass whose defaults are
+the seed's), its TF1 graph, its Keras 3 twin, its data, and its own flags. Its recurrent part is
+a zoo `Block`, so its variables, checkpoint reading and weight conversion in both directions are
+the zoo's, written once here; the output layer is the seeds' `logits = features @ W + b`
+(`graphs.OUTPUT_WEIGHTS`, `graphs.OUTPUT_BIASES`), a Keras `Dense` named `output`.
+
+Adding an experiment: a module under `legacy_rnn/experiments/` with one `Experiment` subclass,
+an entry in `legacy_rnn/experiments/__init__.py`, a 4-line program module, flagfiles and a test.
+"""
+import dataclasses
+
+import numpy as np
+
+from legacy_rnn import checkpoints, graphs, interrupts, training
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """`train.next_batch(n)` gives batch tuples in the graph's input order; `test` is the tuple
+    of test arrays in the same order (labels included)."""
+    train: object
+    test: tuple
+
+
+class Experiment:
+    name = ""
+    summary = ""  # one line for --help and README
+    config = None  # the seed's configuration (a frozen dataclass instance)
+    train = training.TrainConfig()  # the seed's training settings
+    golden = None  # a tiny configuration: golden numbers, the canary, fast tests
+    n_classes = 0
+
+    # --- What each experiment defines ----------------------------------------------------
+    def block(self, config):
+        """The zoo Block of the recurrent part."""
+        raise NotImplementedError
+
+    def input_size(self, config):
+        raise NotImplementedError
+
+    def build_graph(self, config):
+        """The TF1 training graph (`graphs.Model`)."""
+        raise NotImplementedError
+
+    def keras_model(self, config):
+        """The Keras 3 twin: the same function as the graph's logits."""
+        raise NotImplementedError
+
+    def keras_inputs(self, feeds):
+        """The twin's inputs from a tuple of graph feeds (labels included)."""
+        raise NotImplementedError
+
+    def load_data(self, config):
+        raise NotImplementedError
+
+    def golden_data(self, config):
+        """Small offline data for the golden numbers (defaults to `load_data`)."""
+        return self.load_data(config)
+
+    def define_flags(self):
+        """Defines the program's own flags, each named after a field of `config`."""
+        return []
+
+    def result_line(self, metrics):
+        """The last line a program prints on stdout."""
+        return f"test_accuracy: {metrics['test_accuracy']:.4f}"
+
+    def random_feeds(self, config, batch, rng):
+        """A random batch tuple in the graph's input order (benchmarks, parity tests)."""
+        raise NotImplementedError
+
+    def rnn_layers(self, model):
+        """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}."""
+        return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()}
+
+    # --- Generic --------------------------------------------------------------------------
+    def features(self, config):
+        return self.block(config).output_size
+
+    def variables(self, config):
+        """{TF1 variable name: shape} of every trainable variable of the graph."""
+        return {**self.block(config).variables(self.input_size(config)),
+                graphs.OUTPUT_WEIGHTS: (self.features(config), self.n_classes),
+                graphs.OUTPUT_BIASES: (self.n_classes,)}
+
+    def with_units(self, config, units):
+        return dataclasses.replace(config, n_hidden=units)
+
+    def units(self, config):
+        return config.n_hidden
+
+    def to_keras(self, config, tf1):
+        """The Keras twin holding the TF1 variables {name: array}."""
+        model = self.keras_model(config)
+        block = self.block(config)
+        layers = self.rnn_layers(model)
+        for name, level, prefix in block.cells():
+            relative = {k[len(prefix) + 1:]: v for k, v in tf1.items()
+                        if k.startswith(prefix + "/")}
+            layers[name].set_weights(level.cell.family.to_keras(level.cell, relative))
+        model.get_layer("output").set_weights([tf1[graphs.OUTPUT_WEIGHTS],
+                                               tf1[graphs.OUTPUT_BIASES]])
+        return model
+
+    def keras_arrays(self, model):
+        """{zoo cell name or "output": the twin's weights as numpy arrays}."""
+        arrays = {name: layer.get_weights() for name, layer in self.rnn_layers(model).items()}
+        arrays["output"] = model.get_layer("output").get_weights()
+        return arrays
+
+    def keras_variables(self, model):
+        """{zoo cell name or "output": the twin's trainable variables} (for gradients)."""
+        variables = {name: layer.trainable_weights
+                     for name, layer in self.rnn_layers(model).items()}
+        variables["output"] = model.get_layer("output").trainable_weights
+        return variables
+
+    def to_tf1(self, config, arrays, gradients=False):
+        """TF1 variables {name: array} from `keras_arrays`-style arrays (weights, or gradients
+        with `gradients=True`): the inverse of `to_keras`."""
+        tf1 = blocks.from_keras(self.block(config), arrays, gradients)
+        tf1[graphs.OUTPUT_WEIGHTS], tf1[graphs.OUTPUT_BIASES] = (np.asarray(a) for a in
+                                                                 arrays["output"])
+        return tf1
+
+    def run(self, config, train, data=None, probe_size=0):
+        """Trains and evaluates; `data` overrides reading it. `probe_size`: also return the
+        trained model's logits on that many test examples."""
+        with interrupts.phase("reading the checkpoint to start from"):
+            train, init_map = self._init_from(config, train)
+        if data is None:
+            with interrupts.phase("loading the data"):
+                data = self.load_data(config)
+        with interrupts.phase("building the TF1 graph"):
+            model = self.build_graph(config)
+        test = _head(data.test, config.test_len)
+        return training.train_and_evaluate(model, train, data.train, test, init_map,
+                                           dataclasses.asdict(config), probe_size)
+
+    def _init_from(self, config, train):
+        """(train config with the checkpoint prefix resolved, {graph var: checkpoint var})."""
+        if not train.init_checkpoint:
+            if train.eval_only:
+                raise UserError("--eval_only evaluates the weights of --init_checkpoint, and none "
+                                "was given. Pass --init_checkpoint=PREFIX (or a --model_dir of a "
+                                "run).")
+            return train, None
+        prefix = checkpoints.resolve_prefix(train.init_checkpoint)
+        names, found = checkpoints.checkpoint_map(prefix, self, config)
+        if self.units(found) != self.units(config):
+            raise UserError(f"{prefix} holds a recurrent layer of {self.units(found)} units, and "
+                            f"this run builds {self.units(config)}. Pass "
+                            f"--n_hidden={self.units(found)}.")
+        return dataclasses.replace(train, init_checkpoint=prefix), names
+
+
+def _head(arrays, test_len):
+    n = len(arrays[0])
+    if test_len > n:
+        raise UserError(f"--test_len={test_len} is more than the {n} test examples. Use a value "
+                        f"up to {n}, or 0 for all of them.")
+    return tuple(a[:test_len or n] for a in arrays)

@@ -1,0 +1,97 @@
+"""SIGINT and SIGTERM at any moment of a program: stop promptly, exit 128 + signal, say what was
+saved, and never interrupt a save half-way.
+
+`install()` runs first in every entry point, before TensorFlow is imported: from then on a signal
+raises `Interrupted` where the program is (importing, reading data, building the graph,
+evaluating), except inside `deferred()` blocks (a training step, a save), which finish first and
+leave the signal `pending()` for the code that can save and report. A second Ctrl-C while saving
+is recorded too, so it cannot corrupt the checkpoint either.
+
+Installing the handlers also undoes an inherited SIG_IGN: a process started in the background by
+a non-interactive shell ignores SIGINT, and Python then never raises KeyboardInterrupt at all.
+"""
+import contextlib
+import signal
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received = []
+_state = {"deferred": 0, "installed": False, "phase": "starting up"}
+
+
+class Interrupted(BaseException):
+    """A signal stopped the program. Not an Exception, so `except Exception` cannot swallow it."""
+
+    def __init__(self, signum, message=None):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.message = message or (f"{signal.Signals(signum).name} received while "
+                                   f"{_state['phase']}: stopped; nothing was written.")
+        super().__init__(self.message)
+
+
+def _handler(signum, frame):
+    _received.append(signum)
+    if not _state["deferred"]:
+        _received.clear()
+        raise Interrupted(signum)
+
+
+def install():
+    """Program start: SIGINT/SIGTERM raise Interrupted (or wait, inside `deferred()`)."""
+    for s in SIGNALS:
+        signal.signal(s, _handler)
+    _state["installed"] = True
+
+
+@contextlib.contextmanager
+def deferred():
+    """Signals inside are recorded, not raised; callers poll `pending()`. Usable in any process:
+    where `install()` has not run (a library call), the handlers are installed for the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = None if _state["installed"] else {s: signal.signal(s, _handler) for s in SIGNALS}
+    _state["deferred"] += 1
+    try:
+        yield
+    finally:
+        _state["deferred"] -= 1
+        if previous:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def pending():
+    """The first signal received inside a deferred block and not yet taken, or None."""
+    return _received[0] if _received else None
+
+
+def take():
+    """`pending()`, and forget it."""
+    signum = pending()
+    _received.clear()
+    return signum
+
+
+@contextlib.contextmanager
+def phase(description):
+    """Names what the program is doing, for the message of a signal that stops it there."""
+    previous, _state["phase"] = _state["phase"], description
+    try:
+        yield
+    finally:
+        _state["phase"] = previous
+
+
+def current_phase():
+    return _state["phase"]
+
+
+def raise_pending(what):
+    """After a deferred block: raise Interrupted for a signal received during it, its message
+    saying `what` happened ("... received while <what>")."""
+    signum = take()
+    if signum is not None:
+        raise Interrupted(signum, f"{signal.Signals(signum).name} received while {what}; "
+                                  "stopped.")
