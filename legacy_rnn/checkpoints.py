@@ -109,20 +109,18 @@ def fit(experiment, config, shapes, source):
     return config
 
 
-def checkpoint_map(prefix, experiment, config):
+def checkpoint_map(prefix, experiment, config, candidates=()):
     """({graph variable: checkpoint variable}, config with the checkpoint's units).
 
-    Raises UserError naming what is missing or mis-shaped, and the experiment the checkpoint
-    looks like when it is another one.
+    Raises UserError naming what is missing or mis-shaped, and which of `candidates` (other
+    experiments) the checkpoint looks like when it is another one.
     """
-    from legacy_rnn.experiments import EXPERIMENTS  # the table of all experiments
-
     available = list_variables(prefix)
     names = list(experiment.variables(config))
     found = _name_map(available, names)
     missing = [n for n in names if n not in found]
     if missing:
-        others = [e.name for e in EXPERIMENTS.values() if e.name != experiment.name
+        others = [e.name for e in candidates if e.name != experiment.name
                   and len(_name_map(available, e.variables(e.config))) == len(e.variables(e.config))
                   and set(e.variables(e.config)) != set(names)]
         hint = (f" It holds the variables of {' / '.join(others)}: pass that model instead."
@@ -133,9 +131,9 @@ def checkpoint_map(prefix, experiment, config):
     return found, fit(experiment, config, shapes, prefix)
 
 
-def read_weights(prefix, experiment, config=None):
+def read_weights(prefix, experiment, config=None, candidates=()):
     """({graph variable: float32 array}, config with the checkpoint's units)."""
     prefix = resolve_prefix(prefix)
-    names, config = checkpoint_map(prefix, experiment, config or experiment.config)
+    names, config = checkpoint_map(prefix, experiment, config or experiment.config, candidates)
     tensors = load_tensors(prefix, list(names.values()))
     return {name: np.asarray(tensors[ckpt]) for name, ckpt in names.items()}, config

@@ -25,7 +25,8 @@ def convert_checkpoint(checkpoint, model_name, output, overwrite=False):
     if os.path.exists(output) and not overwrite:
         raise UserError(f"{output} exists. Choose another --output, or pass --overwrite.")
     experiment = experiments.get(model_name)
-    tf1_weights, config = checkpoints.read_weights(checkpoint, experiment)
+    tf1_weights, config = checkpoints.read_weights(checkpoint, experiment,
+                                                   candidates=experiments.EXPERIMENTS.values())
     save_atomically(experiment.to_keras(config, tf1_weights), output)
     return config
 

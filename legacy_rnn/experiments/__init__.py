@@ -1,18 +1,8 @@
 """The experiments, each a tutorial program: its TF1 graph beside its Keras 3 twin (`base.py` says
-what an experiment provides). Adding one is adding its module and one entry here."""
-from legacy_rnn.errors import UserError
-from legacy_rnn.experiments.base import Data, Experiment
+what an experiment provides). Each module registers its experiments on import."""
+from legacy_rnn.experiments import mnist, toy  # noqa: F401  (each registers itself)
+from legacy_rnn.experiments.base import EXPERIMENTS, Data, Experiment, get
 from legacy_rnn.experiments.mnist import MNIST_BIRNN, MNIST_RNN
 from legacy_rnn.experiments.toy import TOY
 
-EXPERIMENTS = {e.name: e for e in (MNIST_RNN, MNIST_BIRNN, TOY)}
-
-
-def get(name):
-    if name not in EXPERIMENTS:
-        raise UserError(f"Unknown experiment {name!r}; choose one of "
-                        f"{', '.join(EXPERIMENTS)}.")
-    return EXPERIMENTS[name]
-
-
-__all__ = ["Data", "EXPERIMENTS", "Experiment", "get"]
+__all__ = ["Data", "EXPERIMENTS", "Experiment", "MNIST_BIRNN", "MNIST_RNN", "TOY", "get"]

@@ -7,7 +7,8 @@ the zoo's, written once here; the output layer is the seeds' `logits = features 
 (`graphs.OUTPUT_WEIGHTS`, `graphs.OUTPUT_BIASES`), a Keras `Dense` named `output`.
 
 Adding an experiment: a module under `legacy_rnn/experiments/` with one `Experiment` subclass,
-an entry in `legacy_rnn/experiments/__init__.py`, a 4-line program module, flagfiles and a test.
+registered with `register`, its import in `legacy_rnn/experiments/__init__.py`, a 4-line program
+module, flagfiles and a test.
 """
 import dataclasses
 
@@ -16,6 +17,21 @@ import numpy as np
 from legacy_rnn import checkpoints, graphs, interrupts, training
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
+
+EXPERIMENTS = {}
+
+
+def register(experiment):
+    """Adds an experiment instance to the table every tool reads; returns it."""
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get(name):
+    if name not in EXPERIMENTS:
+        raise UserError(f"Unknown experiment {name!r}; choose one of "
+                        f"{', '.join(EXPERIMENTS)}.")
+    return EXPERIMENTS[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +166,7 @@ class Experiment:
                                 "run).")
             return train, None
         prefix = checkpoints.resolve_prefix(train.init_checkpoint)
-        names, found = checkpoints.checkpoint_map(prefix, self, config)
+        names, found = checkpoints.checkpoint_map(prefix, self, config, EXPERIMENTS.values())
         if self.units(found) != self.units(config):
             raise UserError(f"{prefix} holds a recurrent layer of {self.units(found)} units, and "
                             f"this run builds {self.units(config)}. Pass "

@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import flags
 
 from legacy_rnn import graphs, mnist_data, programs, zoo
-from legacy_rnn.experiments.base import Data, Experiment
+from legacy_rnn.experiments.base import Data, Experiment, register
 
 STEPS = ROW = 28
 CLASSES = 10
@@ -146,5 +146,5 @@ def synthetic_mnist(seed, n_train=160, n_test=40):
         test=mnist_data.DataSet(test_x, test_y, rngs[2]))
 
 
-MNIST_RNN = Mnist(bidirectional=False)
-MNIST_BIRNN = Mnist(bidirectional=True)
+MNIST_RNN = register(Mnist(bidirectional=False))
+MNIST_BIRNN = register(Mnist(bidirectional=True))

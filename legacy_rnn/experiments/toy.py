@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import flags
 
 from legacy_rnn import graphs, programs, toy_data, training, zoo
-from legacy_rnn.experiments.base import Data, Experiment
+from legacy_rnn.experiments.base import Data, Experiment, register
 
 CLASSES = 2
 
@@ -120,4 +120,4 @@ def toy_data_sets(config):
     return make(0, config.n_train), make(1, config.n_test)
 
 
-TOY = Toy()
+TOY = register(Toy())
