@@ -24,7 +24,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from legacy_rnn import experiments, golden, graphs
+from legacy_rnn import experiments, golden, graphs, training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,9 @@ class Sizes:
     warmup: int
     steps: int
     matmul_sizes: tuple
+    # Each scaling point in a fresh process, so that its peak memory is its own; --smoke measures
+    # them in this one (it checks that everything runs, not the numbers).
+    scaling_in_subprocess: bool = True
 
 
 FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128, 28, 28),
@@ -46,7 +49,7 @@ FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128
 SMOKE = Sizes(step_cases=(("mnist_rnn", 8, 8, 28, 28), ("mnist_birnn", 8, 8, 28, 28),
                           ("toy_dynamic_rnn", 8, 8, 20, 1)),
               seq_lens=(4,), scaling_hidden=4, scaling_batch=4, warmup=1, steps=2,
-              matmul_sizes=(128,))
+              matmul_sizes=(128,), scaling_in_subprocess=False)
 
 
 def lstm_train_flops(batch, steps, n_input, n_hidden, directions, n_classes):
@@ -70,6 +73,7 @@ def _matmul_gflops(n, repeats):
     import tensorflow as tf
     graph = tf.Graph()
     with graph.as_default():
+        tf.compat.v1.set_random_seed(0)  # op determinism (on once any experiment graph exists)
         a = tf.Variable(tf.random.normal([n, n]))
         b = tf.Variable(tf.random.normal([n, n]))
         # A sum keeps the product from being fetched (a copy) while it still has to be computed.
@@ -180,15 +184,16 @@ def run_benchmark(sizes, out_dir):
     scaling = []
     for rnn in graphs.RNN_APIS:
         for length in sizes.seq_lens:
-            scaling.append(_scaling_in_subprocess(rnn, length, sizes))
+            scaling.append(_scaling_in_subprocess(rnn, length, sizes)
+                           if sizes.scaling_in_subprocess else
+                           scaling_point(rnn, length, sizes.scaling_hidden, sizes.scaling_batch))
             logging.info("scaling %s length %d: %s", rnn, length, scaling[-1])
     results = {"environment": golden.environment(), "matmul_peak_gflops": peak, "steps": rows,
                "scaling": scaling,
                "scaling_model": {"model": "mnist_rnn", "n_hidden": sizes.scaling_hidden,
                                  "batch": sizes.scaling_batch, "input": 28},
                "sizes": dataclasses.asdict(sizes)}
-    with open(os.path.join(out_dir, "bench.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    training.write_json_atomically(os.path.join(out_dir, "bench.json"), results)
     plot_scaling(scaling, os.path.join(out_dir, "scaling.png"), results["scaling_model"])
     return results
 
@@ -234,15 +239,17 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
     return {
         "out_dir": flags.DEFINE_string("out_dir", "runs/bench",
-                                       "Where bench.json and scaling.png go."),
+                                       "Where bench.json and scaling.png go.",
+                                       flag_values=flag_values),
         "smoke": flags.DEFINE_bool("smoke", False,
-                                   "Tiny sizes: checks the benchmark runs, in seconds."),
+                                   "Tiny sizes: checks the benchmark runs, in seconds.",
+                                   flag_values=flag_values),
         "scaling_point": flags.DEFINE_string(
             "scaling_point", None, "Internal: measure one scaling point (rnn:length:n_hidden:"
-            "batch) in this process and print it as JSON."),
+            "batch) in this process and print it as JSON.", flag_values=flag_values),
     }
 
 

@@ -29,6 +29,11 @@ def resolve_prefix(path):
                 f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Pass a "
                 "checkpoint prefix instead (e.g. DIR/model.ckpt-781), or delete that file and "
                 "rerun, which resumes from nothing.") from None
+        if latest is None and os.path.exists(os.path.join(path, "checkpoint")):
+            raise UserError(
+                f"{os.path.join(path, 'checkpoint')} names a checkpoint whose files are missing "
+                f"from {path}. Restore them, pass an existing prefix (DIR/model.ckpt-STEP), or "
+                "delete that `checkpoint` file to start afresh.")
         if latest is None:
             raise UserError(f"{path} is a directory without a checkpoint in it. Pass a checkpoint "
                             "prefix (e.g. DIR/model.ckpt-781) or a --model_dir a run wrote.")
@@ -50,7 +55,7 @@ def load_tensors(prefix, names):
     try:
         reader = tf.train.load_checkpoint(prefix)
         return {name: reader.get_tensor(name) for name in names}
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a short .data file
         raise UserError(
             f"The checkpoint {prefix} is damaged: its variables cannot be read "
             f"({type(e).__name__}: {str(e).splitlines()[0][:300]}). The .data file is probably "

@@ -45,13 +45,17 @@ def save_atomically(model, output):
                         "with free space; nothing was written.") from None
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
+    fv = flag_values
     return {
-        "checkpoint": flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory."),
+        "checkpoint": flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory.",
+                                          flag_values=fv),
         "model": flags.DEFINE_enum("model", None, list(experiments.EXPERIMENTS),
-                                   "Which experiment the checkpoint holds."),
-        "output": flags.DEFINE_string("output", None, "The .keras file to write."),
-        "overwrite": flags.DEFINE_bool("overwrite", False, "Replace --output if it exists."),
+                                   "Which experiment the checkpoint holds.", flag_values=fv),
+        "output": flags.DEFINE_string("output", None, "The .keras file to write.",
+                                      flag_values=fv),
+        "overwrite": flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.",
+                                       flag_values=fv),
     }
 
 

@@ -53,8 +53,37 @@ def _start(name, load):
         from legacy_rnn import programs
         programs.quiet_tf1_notices()
         holders = define()
+    check_flagfiles(sys.argv[1:])
     from absl import app
     app.run(lambda argv: guarded(name, lambda: body(holders, argv)))
+
+
+def check_flagfiles(args, seen=()):
+    """UserError naming a --flagfile that absl would choke on (unreadable, not text) or that holds
+    a line which is not a flag (absl would take it for a stray argument, without saying where)."""
+    for arg in args:
+        if not arg.startswith(("--flagfile=", "-flagfile=")):
+            continue
+        path = arg.split("=", 1)[1]
+        if path in seen:
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise UserError(f"--flagfile={path} cannot be read ({e.strerror}). Pass an existing "
+                            "flagfile (flags/*.cfg holds the presets).") from None
+        except UnicodeDecodeError:
+            raise UserError(f"--flagfile={path} is not a text file of flags. A flagfile holds "
+                            "one --name=value per line (# starts a comment); see flags/*.cfg.") \
+                from None
+        for number, line in enumerate(lines, 1):
+            text = line.strip()
+            if text and not text.startswith(("#", "//", "-")):
+                raise UserError(f"Line {number} of --flagfile={path} is not a flag ({text[:60]!r})."
+                                " A flagfile holds one --name=value per line (# starts a "
+                                "comment); see flags/*.cfg.")
+        check_flagfiles([line.strip() for line in lines], (*seen, path))
 
 
 def guarded(name, body):
@@ -77,7 +106,7 @@ def guarded(name, body):
 
 def resource_failure(error):
     """The paragraph for memory / disk / file-system failures, or None for anything else."""
-    where = interrupts.current_phase()
+    where = interrupts.phase_of(error)
     tf = sys.modules.get("tensorflow")
     if isinstance(error, MemoryError) or (
             tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)):

@@ -193,12 +193,15 @@ def update(directory=DEFAULT_DIR, names=NAMES):
     interrupts.raise_pending("writing the golden files: all of them were written")
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
+    fv = flag_values
     return {
-        "update": flags.DEFINE_bool("update", False, "Rewrite the golden files from fresh runs."),
+        "update": flags.DEFINE_bool("update", False, "Rewrite the golden files from fresh runs.",
+                                    flag_values=fv),
         "check": flags.DEFINE_bool("check", False, "Compare fresh runs with the golden files "
-                                   "(the default)."),
-        "golden_dir": flags.DEFINE_string("golden_dir", DEFAULT_DIR, "Where the golden files are."),
+                                   "(the default).", flag_values=fv),
+        "golden_dir": flags.DEFINE_string("golden_dir", DEFAULT_DIR,
+                                          "Where the golden files are.", flag_values=fv),
     }
 
 

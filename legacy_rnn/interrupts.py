@@ -38,10 +38,19 @@ def _handler(signum, frame):
 
 
 def install():
-    """Program start: SIGINT/SIGTERM raise Interrupted (or wait, inside `deferred()`)."""
-    for s in SIGNALS:
-        signal.signal(s, _handler)
+    """Program start: SIGINT/SIGTERM raise Interrupted (or wait, inside `deferred()`). Returns
+    the previous handlers, for `restore`."""
+    previous = {s: signal.signal(s, _handler) for s in SIGNALS}
     _state["installed"] = True
+    return previous
+
+
+def restore(previous):
+    """Puts back the handlers `install` replaced (tests, embedding)."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+    _state["installed"] = False
+    _received.clear()
 
 
 @contextlib.contextmanager
@@ -76,12 +85,22 @@ def take():
 
 @contextlib.contextmanager
 def phase(description):
-    """Names what the program is doing, for the message of a signal that stops it there."""
+    """Names what the program is doing, for the message of a signal that stops it there, and
+    for any exception leaving the block (`phase_of`)."""
     previous, _state["phase"] = _state["phase"], description
     try:
         yield
+    except Exception as e:
+        if not hasattr(e, "_legacy_rnn_phase"):
+            e._legacy_rnn_phase = description
+        raise
     finally:
         _state["phase"] = previous
+
+
+def phase_of(error):
+    """Where `error` was raised: the innermost `phase` it left, else the current one."""
+    return getattr(error, "_legacy_rnn_phase", _state["phase"])
 
 
 def current_phase():

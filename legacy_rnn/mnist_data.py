@@ -41,8 +41,12 @@ class IdxError(UserError):
 
 
 def _read_bytes(path):
-    with open(path, "rb") as f:
-        head = f.read(2)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise IdxError(f"{path} cannot be read ({e.strerror}). Check its permissions, or replace "
+                       "it with a readable copy.") from None
     try:
         if head == b"\x1f\x8b":
             with gzip.open(path, "rb") as f:

@@ -160,7 +160,9 @@ class _Persistence:
         self.signature = signature
         self.graph = model.graph
         with model.graph.as_default():
-            self.saver = tf.compat.v1.train.Saver(max_to_keep=3)
+            # Relative paths in the `checkpoint` index: a model_dir moved or copied resumes from
+            # its own files (with absolute ones, a copy would restore the original's).
+            self.saver = tf.compat.v1.train.Saver(max_to_keep=3, save_relative_paths=True)
             self.summaries = tf.compat.v1.summary.merge([
                 tf.compat.v1.summary.scalar("loss", model.loss),
                 tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
@@ -211,6 +213,10 @@ class _Persistence:
         """Saves checkpoint and metrics.json, uninterruptibly; the prefix, or None."""
         if not self.dir:
             return None
+        if not os.path.isdir(self.dir):
+            raise UserError(f"--model_dir={self.dir} disappeared during the run (before saving "
+                            f"step {step}). Stopped without saving, rather than recreate a "
+                            "directory someone removed; rerun to train again.")
         try:
             with interrupts.deferred():
                 prefix = self.saver.save(sess, os.path.join(self.dir, CHECKPOINT_NAME),
@@ -343,14 +349,18 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
                                     "accuracy": float(accuracy)})
                     if summary:
                         store.writer.add_summary(summary[0], step)
-                if interrupts.pending():
-                    signum = interrupts.take()
-                    prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
-                    raise interrupts.Interrupted(signum, _stopped_message(
-                        signum, f"stopped after step {step} of {steps}", prefix, "resume"))
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
                     store.save(sess, step, progress_metrics(step, "training"))
                     last_saved = step
+                if interrupts.pending():
+                    signum, prefix = interrupts.take(), None
+                    if last_saved != step:
+                        prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
+                    elif config.model_dir:  # the signal came during this step's own save
+                        store.write_metrics(progress_metrics(step, "interrupted"))
+                        prefix = store.latest()
+                    raise interrupts.Interrupted(signum, _stopped_message(
+                        signum, f"stopped after step {step} of {steps}", prefix, "resume"))
         train_seconds = time.perf_counter() - start
         final_step = int(sess.run(model.global_step))
 

@@ -1,8 +1,9 @@
 """The benchmark runs end to end at tiny sizes (no timing is asserted anywhere)."""
 import json
 
+from absl import flags
+
 from legacy_rnn import bench
-from test_programs import run_program_module
 
 
 def test_flop_count_of_one_lstm_training_step():
@@ -12,9 +13,12 @@ def test_flop_count_of_one_lstm_training_step():
     assert bench.lstm_train_flops(2, 5, 3, 4, 2, 5) == 3 * (2 * 2 * 7 * 16 * 5 * 2 + 2 * 2 * 8 * 5)
 
 
-def test_smoke_run_writes_table_json_and_plot(tmp_path):
-    result = run_program_module("legacy_rnn.bench", "--smoke", f"--out_dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
+    flag_values = flags.FlagValues()
+    holders = bench.define_flags(flag_values)
+    flag_values(["bench", "--smoke", f"--out_dir={tmp_path}"])
+    assert bench.main(holders, ["bench"]) == 0
+    stdout = capsys.readouterr().out
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["matmul_peak_gflops"] > 0
     assert {(r["model"], r["rnn"]) for r in results["steps"]} == {
@@ -26,4 +30,4 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path):
     assert [(p["rnn"], p["length"]) for p in results["scaling"]] == [("static", 4), ("dynamic", 4)]
     assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "matmul peak:" in result.stdout and "legacy/keras" in result.stdout
+    assert "matmul peak:" in stdout and "legacy/keras" in stdout
