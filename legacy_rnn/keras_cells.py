@@ -139,60 +139,31 @@ class LNSimpleRNNCell(keras.layers.Layer):
                 "epsilon": self.epsilon}
 
 
+# The three length helpers below are plain `keras.ops` compositions, not layers: called on the
+# symbolic inputs of a functional model they are saved as Keras ops, so a block of built-in cells
+# loads with `keras.saving.load_model` (safe mode) without this module.
+
 def _positions(x):
     """[batch, time] int32: 0, 1, 2, ... along time, for any time length."""
     return ops.cumsum(ops.ones_like(x[:, :, 0], dtype="int32"), axis=1) - 1
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class LengthMask(keras.layers.Layer):
-    """`[x [batch, time, n], seqlen [batch]]` -> bool `[batch, time]`, True before each length:
+def length_mask(x, seqlen):
+    """`x [batch, time, n]`, `seqlen [batch]` -> bool `[batch, time]`, True before each length:
     the mask TF1's `sequence_length` implies. From the lengths, never from the values
     (`Masking(0.0)` would also drop real zeros inside a sequence)."""
-
-    def call(self, inputs):
-        x, seqlen = inputs
-        return ops.less(_positions(x), ops.expand_dims(ops.cast(seqlen, "int32"), 1))
-
-    def compute_output_spec(self, inputs):
-        x, _ = inputs
-        return keras.KerasTensor(x.shape[:2], dtype="bool")
+    return ops.less(_positions(x), ops.expand_dims(ops.cast(seqlen, "int32"), 1))
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class ReverseWithinLength(keras.layers.Layer):
-    """`[x, seqlen]` -> each sequence's first `seqlen` steps reversed, the padding left in place:
-    TF1's `reverse_sequence`, which the backward half of every TF1 bidirectional RNN uses.
-    The length mask is the same before and after, so it passes through."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def call(self, inputs):
-        x, seqlen = inputs
-        t = _positions(x)
-        n = ops.expand_dims(ops.cast(seqlen, "int32"), 1)
-        index = ops.where(ops.less(t, n), n - 1 - t, t)
-        return ops.take_along_axis(x, ops.expand_dims(index, -1), axis=1)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
+def reverse_within_length(x, seqlen):
+    """Each sequence's first `seqlen` steps reversed, the padding left in place: TF1's
+    `reverse_sequence`, which the backward half of every TF1 bidirectional RNN uses."""
+    t = _positions(x)
+    n = ops.expand_dims(ops.cast(seqlen, "int32"), 1)
+    index = ops.where(ops.less(t, n), n - 1 - t, t)
+    return ops.take_along_axis(x, ops.expand_dims(index, -1), axis=1)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class ZeroPastLength(keras.layers.Layer):
-    """`[outputs, seqlen]` -> outputs with zeros at and after each length, as TF1's drivers emit
-    them with `sequence_length`."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def call(self, inputs):
-        x, seqlen = inputs
-        keep = ops.less(_positions(x), ops.expand_dims(ops.cast(seqlen, "int32"), 1))
-        return ops.where(ops.expand_dims(keep, -1), x, ops.zeros_like(x))
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
+def zero_past_length(x, seqlen):
+    """Outputs with zeros at and after each length, as TF1's drivers emit them."""
+    return ops.where(ops.expand_dims(length_mask(x, seqlen), -1), x, ops.zeros_like(x))

@@ -51,10 +51,16 @@ class Dropout:
 
 @dataclasses.dataclass(frozen=True)
 class Level:
-    """One level of a stack: a cell and its wrappers."""
+    """One level of a stack: a cell, its wrappers, and its variable scope when the code named the
+    cell (`BasicLSTMCell(U, name="encoder_cell")`) rather than letting TF1 name it."""
     cell: CellSpec
     dropout: Dropout | None = None
     residual: bool = False
+    name: str | None = None
+
+    @property
+    def scope(self):
+        return self.name or self.cell.family.scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +95,7 @@ class Block:
 
     @property
     def prefix(self):
-        return self.scope or DEFAULT_SCOPE[self.direction]
+        return DEFAULT_SCOPE[self.direction] if self.scope is None else self.scope
 
     @property
     def output_size(self):
@@ -98,19 +104,22 @@ class Block:
 
     def cells(self):
         """[(keras layer name, Level, TF1 variable prefix of its cell)], bottom level first."""
+        def path(*parts):
+            return "/".join(part for part in parts if part)
+
         p = self.prefix
         if self.direction == "stack_bidirectional":
-            inner = "bidirectional_rnn/" if self.driver == "dynamic" else ""
-            return [(f"{tag}_{k}", level, f"{p}/cell_{k}/{inner}{tag}/{level.cell.family.scope}")
+            inner = "bidirectional_rnn" if self.driver == "dynamic" else ""
+            return [(f"{tag}_{k}", level, path(p, f"cell_{k}", inner, tag, level.scope))
                     for k in range(len(self.levels))
                     for tag, level in (("fw", self.levels[k]), ("bw", self.backward_levels[k]))]
         halves = [("fw", self.levels, p)] if self.direction == "forward" else [
-            ("fw", self.levels, f"{p}/fw"), ("bw", self.backward_levels, f"{p}/bw")]
+            ("fw", self.levels, path(p, "fw")), ("bw", self.backward_levels, path(p, "bw"))]
         out = []
         for tag, levels, prefix in halves:
             for k, level in enumerate(levels):
-                stack = f"multi_rnn_cell/cell_{k}/" if len(levels) > 1 else ""
-                out.append((f"{tag}_{k}", level, f"{prefix}/{stack}{level.cell.family.scope}"))
+                stack = f"multi_rnn_cell/cell_{k}" if len(levels) > 1 else ""
+                out.append((f"{tag}_{k}", level, path(prefix, stack, level.scope)))
         return out
 
     def input_sizes(self, input_size):
@@ -158,7 +167,7 @@ def _levels(items):
 # --- TF1 ------------------------------------------------------------------------------------
 
 def _tf1_level(level, input_size, training):
-    cell = level.cell.family.tf1_cell(level.cell)
+    cell = level.cell.family.tf1_cell(level.cell, name=level.name)
     if level.dropout:
         d = level.dropout
 
@@ -354,14 +363,13 @@ def keras_block(block, input_size, name="block", return_state=False):
     (`tf1_state` arranges them as the TF1 driver returns its final state)."""
     x = keras.Input((None, input_size), name="x")
     seqlen = keras.Input((), dtype="int32", name="seqlen")
-    mask = keras_cells.LengthMask(name="mask")([x, seqlen])
+    mask = keras_cells.length_mask(x, seqlen)
     states = {}
 
     def backward(levels, inputs, first=0):
-        tag = f"bw_{first}"
-        flipped = keras_cells.ReverseWithinLength(name=f"{tag}_reverse")([inputs, seqlen])
+        flipped = keras_cells.reverse_within_length(inputs, seqlen)
         out = _keras_stack("bw", levels, flipped, mask, states, first)
-        return keras_cells.ReverseWithinLength(name=f"{tag}_unreverse")([out, seqlen])
+        return keras_cells.reverse_within_length(out, seqlen)
 
     if block.direction == "forward":
         out = _keras_stack("fw", block.levels, x, mask, states)
@@ -374,7 +382,7 @@ def keras_block(block, input_size, name="block", return_state=False):
         for k, (fw, bw) in enumerate(zip(block.levels, block.backward_levels)):
             out = keras.layers.Concatenate(name=f"concat_{k}")([
                 _keras_stack("fw", [fw], out, mask, states, k), backward([bw], out, k)])
-    out = keras_cells.ZeroPastLength(name="outputs")([out, seqlen])
+    out = keras_cells.zero_past_length(out, seqlen)
     return keras.Model([x, seqlen], {"outputs": out, **states} if return_state else out,
                        name=name)
 

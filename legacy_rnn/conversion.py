@@ -1,0 +1,382 @@
+"""Any TF1 RNN checkpoint -> one Keras 3 block per recurrent block, verified; and back.
+
+To Keras (`to_keras_blocks`): the blocks are found from the variable names and shapes
+(`discover`); the options that are not variables come from the `.meta` graph when the Saver wrote
+one (`metagraph`), else from the caller's flags, else TF1's defaults, and each value says where it
+came from. Every block is then checked on random inputs and lengths: against the ORIGINAL graph
+where the `.meta` shows it ran a dynamic driver (each direction and level's `dynamic_rnn` is
+found by name and fed directly), else against this project's TF1 rebuild of the block (`zoo`) with
+those options. Above `TOLERANCE` the block is reported as failed and its file is not written
+(unless `force`). Files go to a temporary directory first, renamed into place at the end.
+
+To TF1 (`to_tf1_checkpoint`): a Keras 3 model's recurrent layers written as a tf.compat.v1
+checkpoint under the names the TF1 drivers give them, so TF1 code restores them.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from legacy_rnn import checkpoints, discover, interrupts, keras_cells, metagraph, training, zoo
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import blocks
+
+# The TF migration guide's tolerance for forward results (atol); measured differences are ~1e-7.
+TOLERANCE = 1e-5
+OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation")
+TF1_DEFAULT = "TF1's default"
+BATCH, TIME = 5, 7
+
+
+@dataclasses.dataclass
+class BlockResult:
+    found: discover.Found
+    block: zoo.Block
+    options: dict  # {option: {"value": ..., "source": ...}}
+    verified_against: str
+    largest_difference: float
+    file: str
+    status: str = ""
+
+    @property
+    def ok(self):
+        return self.largest_difference <= TOLERANCE
+
+    @property
+    def load_with(self):
+        registered = any(not (level.cell.kind in ("basic_rnn", "gru", "basic_lstm") or
+                              level.cell.kind == "lstm" and level.cell.family._uses_builtin(
+                                  level.cell))
+                         for level in (*self.block.levels, *self.block.backward_levels))
+        return "legacy_rnn.keras_cells" if registered else None
+
+    def record(self):
+        return {"scope": self.block.prefix, "file": self.file,
+                "variables": self.found.variables, "load_with": self.load_with,
+                "structure": self.block.describe(), "input_size": self.found.input_size,
+                "output_size": self.block.output_size, "options": self.options,
+                "verified_against": self.verified_against,
+                "largest_difference": self.largest_difference, "status": self.status}
+
+
+# --- Options ----------------------------------------------------------------------------------
+
+def _with_options(found, view, meta, given):
+    """The block with each cell's options, and {option: {"value", "source"}} for the report."""
+    seen = {}  # option -> [(cell prefix, value, source)]
+
+    def level_with(level, prefix):
+        family = level.cell.family
+        from_graph = metagraph.cell_options(view, prefix, level.cell.kind) if view else {}
+        options = {}
+        for name in OPTIONS:
+            if name not in family.defaults or (name == "proj_clip"
+                                               and not level.cell.get("num_proj")):
+                continue
+            if name in from_graph:
+                value, source = from_graph[name], f"the .meta graph ({meta})"
+            elif given.get(name) is not None:
+                value, source = given[name], f"--{name}"
+            else:
+                value, source = family.defaults[name], TF1_DEFAULT
+            options[name] = value
+            seen.setdefault(name, []).append((prefix, value, source))
+        spec = zoo.CellSpec.make(level.cell.kind, level.cell.units,
+                                 **{**dict(level.cell.options), **options})
+        return dataclasses.replace(level, cell=spec)
+
+    cells = {name: prefix for name, _, prefix in found.block.cells()}
+    b = found.block
+    levels = [level_with(level, cells[f"fw_{k}"]) for k, level in enumerate(b.levels)]
+    backward = ([level_with(level, cells[f"bw_{k}"]) for k, level in enumerate(b.backward_levels)]
+                if b.direction != "forward" else None)
+    driver = b.driver
+    if view is not None and b.direction != "stack_bidirectional":
+        driver = "dynamic" if metagraph.is_dynamic(view, b) else "static"
+    report = {}
+    for name, cells_seen in seen.items():
+        values = {prefix: value for prefix, value, _ in cells_seen}
+        sources = sorted({source for _, _, source in cells_seen})
+        same = len(set(map(repr, values.values()))) == 1
+        report[name] = {"value": next(iter(values.values())) if same else values,
+                        "source": "; ".join(sources)}
+    return zoo.Block(levels, b.direction, driver, backward=backward, scope=b.scope), report
+
+
+# --- Verification -----------------------------------------------------------------------------
+
+def _random_case(rng, input_size, batch=BATCH, time=TIME):
+    x = rng.normal(size=(batch, time, input_size)).astype(np.float32)
+    lengths = rng.integers(0, time + 1, batch).astype(np.int32)
+    lengths[0] = time
+    return x, lengths
+
+
+def _keras_half(model, block, half, first, last, x, lengths):
+    """Levels first..last of one half of the Keras block, run forward over `x`."""
+    mask = keras_cells.length_mask(x, lengths)
+    levels = block.levels if half == "fw" else block.backward_levels
+    for k in range(first, last + 1):
+        out, *_ = model.get_layer(f"{half}_{k}")(x, mask=mask)  # the layers return their states
+        x = out + x if levels[k].residual else out
+    return np.asarray(keras_cells.zero_past_length(x, lengths))
+
+
+def verify_against_graph(block, model, prefix, meta, rng):
+    """Largest difference between each dynamic_rnn call of `block` in the imported `.meta` graph
+    and the Keras block's levels; None when the graph does not show those calls."""
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
+        except (ValueError, KeyError, tf.errors.OpError) as e:
+            raise UserError(f"{meta} cannot be imported ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}). Move it away to convert without "
+                            "it.") from None
+        calls = [(metagraph.driver_tensors(graph, scope), half, first, last)
+                 for scope, half, first, last in metagraph.dynamic_scopes(block)]
+        if saver is None or any(tensors is None for tensors, *_ in calls):
+            return None
+        runs = []
+        with tf.compat.v1.Session(graph=graph) as sess:
+            saver.restore(sess, prefix)
+            for (x_tensor, lengths_tensor, output), half, first, last in calls:
+                size = x_tensor.shape[-1]
+                batch = x_tensor.shape[0] or BATCH
+                time = x_tensor.shape[1] or TIME
+                x, lengths = _random_case(rng, size, batch, time)
+                if lengths_tensor is None:
+                    lengths[:] = time
+                feed = {x_tensor: x, **({lengths_tensor: lengths} if lengths_tensor is not None
+                                         else {})}
+                runs.append((sess.run(output, feed), half, first, last, x, lengths))
+    # The Keras side outside the imported graph: Keras 3 runs eagerly.
+    return max(float(np.max(np.abs(original - _keras_half(model, block, half, first, last, x,
+                                                          lengths))))
+               for original, half, first, last, x, lengths in runs)
+
+
+def verify_against_rebuild(block, model, weights, input_size, rng):
+    """Largest difference between this project's TF1 graph of `block` (the checkpoint's weights)
+    and the Keras block, on random inputs and lengths."""
+    x, lengths = _random_case(rng, input_size)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)  # initialisers exist (then overwritten): op determinism
+        xs = tf.compat.v1.placeholder(tf.float32, [None, TIME, input_size])  # static: a fixed T
+        ls = tf.compat.v1.placeholder(tf.int32, [None])
+        outputs, _ = zoo.tf1_block(block, xs, ls)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            for v in tf.compat.v1.global_variables():
+                v.load(weights[v.op.name], sess)
+            original = sess.run(outputs, {xs: x, ls: lengths})
+    return float(np.max(np.abs(original - np.asarray(model([x, lengths])))))
+
+
+# --- TF1 -> Keras -------------------------------------------------------------------------------
+
+def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=None, seed=0):
+    """Writes one `.keras` file per recurrent block of `checkpoint` and `blocks.json` into
+    `output_dir`; returns (results, other variables). Failed blocks are written only with
+    `force`."""
+    prefix = checkpoints.resolve_prefix(checkpoint)
+    shapes = checkpoints.list_variables(prefix)
+    found, others = discover.inspect_shapes(shapes, prefix)
+    if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)) \
+            and not overwrite:
+        raise UserError(f"--output={output_dir} exists and is not an empty directory. Choose "
+                        "another --output, or pass --overwrite to replace it.")
+    meta = metagraph.meta_path(prefix)
+    view = metagraph.GraphView(metagraph.read_graph(meta)) if meta else None
+    rng = np.random.default_rng(seed)
+    results = []
+    for f in found:
+        with interrupts.phase(f"converting {f.block.prefix}"):
+            block, options = _with_options(f, view, meta, given or {})
+            weights = checkpoints.load_tensors(prefix, f.variables)
+            model = zoo.keras_block(block, f.input_size, name=f.name)
+            blocks.to_keras(block, model, weights)
+            difference = None
+            if meta and block.driver == "dynamic":
+                difference = verify_against_graph(block, model, prefix, meta, rng)
+                against = f"the original graph ({os.path.basename(meta)})"
+            if difference is None:
+                difference = verify_against_rebuild(block, model, weights, f.input_size, rng)
+                why = ("no .meta beside the checkpoint" if not meta else
+                       "static drivers leave no graph tensor for their outputs"
+                       if block.driver == "static" else
+                       "its dynamic_rnn calls are not where TF1 names them: time-major input "
+                       "or a renamed scope")
+                against = f"this project's TF1 rebuild of the block ({why})"
+            results.append((BlockResult(f, block, options, against, difference,
+                                        f"{f.name}.keras"), model))
+    _write(output_dir, results, others, force, prefix)
+    return [r for r, _ in results], others
+
+
+def _write(output_dir, results, others, force, source):
+    parent = os.path.dirname(os.path.abspath(output_dir)) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
+    except OSError as e:
+        raise UserError(f"Cannot write into {parent} ({e.strerror}). Choose a writable --output."
+                        ) from None
+    try:
+        for result, model in results:
+            if result.ok or force:
+                model.save(os.path.join(tmp, result.file))
+                result.status = "written" if result.ok else "written despite failing (--force)"
+            else:
+                result.status = "failed: not written"
+        training.write_json_atomically(os.path.join(tmp, "blocks.json"), {
+            "checkpoint": source, "tolerance": TOLERANCE,
+            "blocks": [r.record() for r, _ in results], "other_variables": others})
+        with interrupts.deferred():
+            if os.path.exists(output_dir):
+                shutil.rmtree(output_dir)
+            os.replace(tmp, output_dir)
+    except OSError as e:
+        raise UserError(f"Writing {output_dir} failed ({e.strerror}); nothing was written. Free "
+                        "space or choose another --output.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    interrupts.raise_pending(f"writing {output_dir}: it was written completely")
+
+
+# --- Keras -> TF1 -------------------------------------------------------------------------------
+
+def spec_from_keras_cell(cell, basic=False):
+    """The zoo CellSpec of a Keras 3 cell; UserError for one with no TF1 equivalent."""
+    import keras
+
+    def activation(fn):
+        name = keras.activations.serialize(fn)
+        name = name if isinstance(name, str) else name.get("config", name)
+        return "linear" if name is None else name
+
+    name = type(cell).__name__
+    if isinstance(cell, keras_cells.TF1LSTMCell):
+        return zoo.CellSpec.make("lstm", cell.units, use_peepholes=cell.use_peepholes,
+                                 cell_clip=cell.cell_clip, num_proj=cell.num_proj,
+                                 proj_clip=cell.proj_clip, forget_bias=cell.forget_bias,
+                                 activation=cell.activation_name)
+    if isinstance(cell, keras_cells.LNSimpleRNNCell):
+        return zoo.CellSpec.make("ln_basic_rnn", cell.units, activation=cell.activation_name,
+                                 epsilon=cell.epsilon)
+    recurrent = getattr(cell, "recurrent_activation", None)
+    if recurrent is not None and activation(recurrent) != "sigmoid":
+        raise UserError(f"{name} with recurrent_activation={activation(recurrent)!r}: TF1's cells "
+                        "use sigmoid gates. (Keras 2's hard_sigmoid is another function in Keras 3"
+                        "; see docs/migration.md.)")
+    if not getattr(cell, "use_bias", True):
+        raise UserError(f"{name} with use_bias=False has no TF1 cell equivalent (TF1 cells "
+                        "always have a bias).")
+    if isinstance(cell, keras.layers.LSTMCell):
+        return zoo.CellSpec.make("basic_lstm" if basic else "lstm", cell.units,
+                                 activation=activation(cell.activation))
+    if isinstance(cell, keras.layers.GRUCell):
+        if cell.reset_after:
+            raise UserError("GRU with reset_after=True (Keras's default, the cuDNN variant) applies "
+                            "the reset gate after the recurrent matmul; TF1's GRUCell applies it "
+                            "before. Only reset_after=False converts.")
+        return zoo.CellSpec.make("gru", cell.units, activation=activation(cell.activation))
+    if isinstance(cell, keras.layers.SimpleRNNCell):
+        return zoo.CellSpec.make("basic_rnn", cell.units, activation=activation(cell.activation))
+    raise UserError(f"{name} is not a cell the zoo converts (SimpleRNNCell, GRUCell, LSTMCell, "
+                    "TF1LSTMCell, LNSimpleRNNCell).")
+
+
+def _recurrent_structure(model, basic, driver):
+    """(Block, {zoo cell name: Keras RNN layer}) of a Keras model's recurrent layers."""
+    import keras
+    names = {layer.name for layer in model.layers}
+    if "fw_0" in names:  # a block this converter wrote
+        fw = sorted((n for n in names if n.startswith("fw_") and n[3:].isdigit()),
+                    key=lambda n: int(n[3:]))
+        bw = sorted((n for n in names if n.startswith("bw_") and n[3:].isdigit()),
+                    key=lambda n: int(n[3:]))
+        direction = ("forward" if not bw else "stack_bidirectional" if "concat_0" in names
+                     else "bidirectional")
+        layers = {n: model.get_layer(n) for n in fw + bw}
+        levels = [spec_from_keras_cell(layers[n].cell, basic) for n in fw]
+        backward = [spec_from_keras_cell(layers[n].cell, basic) for n in bw] or None
+        return zoo.Block(levels, direction, driver, backward=backward), layers
+    recurrent = [layer for layer in model.layers
+                 if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
+    if len(recurrent) == 1 and isinstance(recurrent[0], keras.layers.Bidirectional):
+        bidi = recurrent[0]
+        layers = {"fw_0": bidi.forward_layer, "bw_0": bidi.backward_layer}
+        return zoo.Block([spec_from_keras_cell(bidi.forward_layer.cell, basic)],
+                         "bidirectional", driver,
+                         backward=[spec_from_keras_cell(bidi.backward_layer.cell, basic)]), layers
+    if recurrent and all(isinstance(layer, keras.layers.RNN) for layer in recurrent):
+        layers = {f"fw_{k}": layer for k, layer in enumerate(recurrent)}
+        return zoo.Block([spec_from_keras_cell(layer.cell, basic) for layer in recurrent],
+                         "forward", driver), layers
+    raise UserError(
+        f"{model.name} has {len(recurrent)} recurrent layers"
+        f"{' mixing Bidirectional and plain ones' if recurrent else ''}: this converter writes "
+        "one TF1 block (one RNN layer, a stack of them = MultiRNNCell, one Bidirectional layer, or "
+        "a block file it wrote). Convert a sub-model holding one block.")
+
+
+def to_tf1_checkpoint(input_path, output_prefix, scope=None, basic=False, driver="dynamic",
+                      overwrite=False):
+    """Writes the recurrent layers (and Dense layers) of the Keras model at `input_path` as a
+    tf.compat.v1 checkpoint at `output_prefix`; returns ({TF1 name: shape}, Block)."""
+    import keras
+    if not os.path.isfile(input_path):
+        raise UserError(f"--input={input_path} is not a file. Pass a .keras model file.")
+    if os.path.exists(output_prefix + ".index") and not overwrite:
+        raise UserError(f"{output_prefix}.index exists. Choose another --output prefix, or pass "
+                        "--overwrite.")
+    try:
+        model = keras.saving.load_model(input_path)
+    except (ValueError, OSError, TypeError, KeyError) as e:
+        raise UserError(f"{input_path} is not a Keras 3 model file this tool can load "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+    block, layers = _recurrent_structure(model, basic, driver)
+    block = dataclasses.replace(block, scope=scope)
+    tf1 = blocks.from_keras(block, {name: layer.get_weights() for name, layer in layers.items()})
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            kernel, *bias = layer.get_weights()
+            tf1[f"{layer.name}/kernel"] = kernel
+            if bias:
+                tf1[f"{layer.name}/bias"] = bias[0]
+    _save_tf1(tf1, output_prefix)
+    return {name: tuple(value.shape) for name, value in tf1.items()}, block
+
+
+def _save_tf1(tf1, output_prefix):
+    directory = os.path.dirname(os.path.abspath(output_prefix))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        variables = [tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+                     for name, value in tf1.items()]
+        saver = tf.compat.v1.train.Saver(variables)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".convert-", dir=directory)
+        except OSError as e:
+            raise UserError(f"Cannot write into {directory} ({e.strerror}).") from None
+        try:
+            with tf.compat.v1.Session(graph=graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                saver.save(sess, os.path.join(tmp, "ckpt"), write_meta_graph=False,
+                           write_state=False)
+            with interrupts.deferred():
+                for name in os.listdir(tmp):
+                    os.replace(os.path.join(tmp, name), output_prefix + name[len("ckpt"):])
+        except (OSError, tf.errors.OpError) as e:
+            raise UserError(f"Writing the checkpoint {output_prefix} failed "
+                            f"({getattr(e, 'strerror', None) or e}).") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    interrupts.raise_pending(f"writing {output_prefix}: it was written completely")

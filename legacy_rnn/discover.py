@@ -1,0 +1,201 @@
+"""Finding the recurrent blocks of any TF1 checkpoint from its variable names and shapes.
+
+A cell is a set of variables under one scope that one zoo family recognises (`kernel`/`bias`
+shaped like an LSTM, a GRU's `gates/...` and `candidate/...`, ...). Cells are grouped into blocks
+by the scopes the TF1 drivers create around them:
+
+    ROOT/<cell>                                   one cell (static_rnn / dynamic_rnn)
+    ROOT/multi_rnn_cell/cell_K/<cell>             a MultiRNNCell stack
+    ROOT/{fw,bw}/<cell>, ROOT/{fw,bw}/multi_rnn_cell/cell_K/<cell>      a bidirectional pair
+    ROOT/cell_K/bidirectional_rnn/{fw,bw}/<cell>  stack_bidirectional_dynamic_rnn
+    ROOT/cell_K/{fw,bw}/<cell>                    stack_bidirectional_rnn (static)
+
+`<cell>` is the cell's scope: TF1's default (`lstm_cell`, `gru_cell`, ...) or a name the code
+gave it. Everything else gets a guess (a dense layer, an embedding, optimizer state, ...).
+"""
+import dataclasses
+import re
+
+from legacy_rnn import zoo
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import blocks
+
+# Families in the order a variable set is tried: the more variables a family needs, the earlier
+# (a layer-normalised cell's kernel and bias alone would also fit BasicRNNCell).
+ORDER = ("ln_basic_rnn", "gru", "lstm", "basic_lstm", "basic_rnn")
+SLOT_SUFFIXES = ("Adam", "Adam_1", "Momentum", "RMSProp", "RMSProp_1", "Adagrad", "Adadelta",
+                 "Adadelta_1", "Ftrl", "Ftrl_1", "ExponentialMovingAverage")
+PATTERNS = [
+    ("stack_bidirectional", "dynamic",
+     re.compile(r"^(?P<root>.*?)/?cell_(?P<k>\d+)/bidirectional_rnn/(?P<d>fw|bw)$")),
+    ("stack_bidirectional", "static", re.compile(r"^(?P<root>.*?)/?cell_(?P<k>\d+)/(?P<d>fw|bw)$")),
+    ("bidirectional", None,
+     re.compile(r"^(?P<root>.*?)/?(?P<d>fw|bw)/multi_rnn_cell/cell_(?P<k>\d+)$")),
+    ("bidirectional", None, re.compile(r"^(?P<root>.*?)/?(?P<d>fw|bw)$")),
+    ("forward", None, re.compile(r"^(?P<root>.*?)/?multi_rnn_cell/cell_(?P<k>\d+)$")),
+]
+
+
+@dataclasses.dataclass
+class Found:
+    """A recognised block: its zoo Block (default options), input size, and checkpoint names."""
+    block: zoo.Block
+    input_size: int
+    variables: list
+
+    @property
+    def name(self):
+        """A file-name-safe name: the scope with `/` as `__`."""
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", self.block.prefix.replace("/", "__")) or "rnn"
+
+
+def _relative_names():
+    names = set()
+    for family in zoo.FAMILIES.values():
+        spec = zoo.CellSpec.make(family.kind, 4, **_all_options(family))
+        names |= set(family.variables(spec, 3))
+    return names
+
+
+def _all_options(family):
+    """Options that make a family create every variable it can (for the list of names)."""
+    return {k: v for k, v in {"use_peepholes": True, "num_proj": 2}.items()
+            if k in family.defaults}
+
+
+def find_cells(shapes):
+    """[(cell prefix, CellSpec, input size, {relative name: shape})] and the names used."""
+    relative = sorted(_relative_names(), key=len, reverse=True)
+    prefixes = set()
+    for name in shapes:
+        for rel in relative:
+            if name.endswith("/" + rel) or name == rel:
+                prefixes.add(name[:-len(rel)].rstrip("/"))
+    cells, used = [], set()
+    # Shortest first: a GRU's scope before its `candidate` sub-scope (whose kernel and bias alone
+    # would pass for a BasicRNNCell).
+    for prefix in sorted(prefixes, key=len):
+        own = {name[len(prefix) + 1:] if prefix else name: shape for name, shape in shapes.items()
+               if (name.startswith(prefix + "/") if prefix else True) and name not in used}
+        own = {rel: shape for rel, shape in own.items() if rel in relative}
+        scope = prefix.rsplit("/", 1)[-1]
+        by_scope = [k for k in ORDER if zoo.FAMILIES[k].scope == scope]
+        if not by_scope and not _inside_a_driver(prefix):
+            continue  # `dense/kernel` and `dense/bias` are not a BasicRNNCell
+        for kind in by_scope + [k for k in ORDER if k not in by_scope]:
+            family = zoo.FAMILIES[kind]
+            wanted = _family_subset(family, own)
+            found = family.recognize(wanted) if wanted else None
+            if found:
+                spec, input_size = found
+                cells.append((prefix, spec, input_size, wanted))
+                used |= {f"{prefix}/{rel}" if prefix else rel for rel in wanted}
+                break
+    return cells, used
+
+
+def _family_subset(family, own):
+    names = set(family.variables(zoo.CellSpec.make(family.kind, 4, **_all_options(family)), 3))
+    return {rel: shape for rel, shape in own.items() if rel in names}
+
+
+DRIVER_SCOPES = ("rnn", "bidirectional_rnn", "stack_bidirectional_rnn")
+
+
+def _inside_a_driver(prefix):
+    """Whether a cell with a name of its own (`BasicLSTMCell(U, name="enc")`) sits where a TF1
+    driver puts cells: under a driver's default scope or a stack/direction scope."""
+    direction, _, root, _, _, _ = _structure(prefix)
+    return direction != "forward" or "multi_rnn_cell" in prefix or \
+        root.rsplit("/", 1)[-1] in DRIVER_SCOPES
+
+
+def _structure(prefix):
+    """(direction, driver or None, root, level index, half, cell scope) of a cell prefix."""
+    path, _, scope = prefix.rpartition("/")
+    for direction, driver, pattern in PATTERNS:
+        m = pattern.match(path)
+        if m:
+            return (direction, driver, m.group("root"), int(m.groupdict().get("k") or 0),
+                    m.groupdict().get("d") or "fw", scope)
+    return "forward", None, path, 0, "fw", scope
+
+
+def discover(shapes):
+    """(list of Found, {name: shape} of the variables no block uses)."""
+    cells, used = find_cells(shapes)
+    groups = {}
+    for prefix, spec, input_size, own in cells:
+        direction, driver, root, k, half, scope = _structure(prefix)
+        key = (direction, driver, root)
+        groups.setdefault(key, {})[(half, k)] = (spec, input_size, scope, prefix, own)
+    found = []
+    for (direction, driver, root), levels in sorted(groups.items(), key=lambda kv: kv[0][2]):
+        depth = 1 + max(k for _, k in levels)
+        halves = ("fw",) if direction == "forward" else ("fw", "bw")
+        if any((h, k) not in levels for h in halves for k in range(depth)):
+            continue  # an incomplete stack: left among the other variables
+        stacks = {h: [blocks.Level(levels[(h, k)][0],
+                                   name=None if levels[(h, k)][2] == levels[(h, k)][0].family.scope
+                                   else levels[(h, k)][2]) for k in range(depth)]
+                  for h in halves}
+        block = zoo.Block(stacks["fw"], direction, driver or "dynamic",
+                          backward=stacks.get("bw"), scope=root)
+        input_size = levels[("fw", 0)][1]
+        names = [f"{levels[key][3]}/{rel}" for key in sorted(levels) for rel in levels[key][4]]
+        expected = block.variables(input_size)
+        if expected != {name: tuple(shapes[name]) for name in names}:
+            continue  # the levels do not chain (sizes) as one block: left as other variables
+        found.append(Found(block, input_size, sorted(names)))
+    in_blocks = {name for f in found for name in f.variables}
+    return found, {name: shape for name, shape in shapes.items() if name not in in_blocks}
+
+
+def guess(name, shape, shapes):
+    """What a variable no block uses probably is."""
+    leaf = name.rsplit("/", 1)[-1]
+    parent = name.rsplit("/", 1)[0] if "/" in name else ""
+    if leaf in SLOT_SUFFIXES:
+        return f"optimizer state ({leaf}) of {parent}"
+    if leaf in ("beta1_power", "beta2_power"):
+        return "Adam's decay-rate power accumulator"
+    if leaf == "global_step":
+        return "the global step"
+    if len(shape) == 2 and re.search(r"embed", name, re.I):
+        return f"an embedding: {shape[0]} ids x {shape[1]} dimensions"
+    if len(shape) == 2:
+        for other, other_shape in shapes.items():
+            if other != name and tuple(other_shape) == (shape[1],) and (
+                    other.rsplit("/", 1)[0] == parent or _tutorial_pair(name, other)):
+                return f"a dense layer's kernel [{shape[0]}, {shape[1]}] (bias: {other})"
+        return f"a matrix [{shape[0]}, {shape[1]}] (a dense kernel or an embedding)"
+    if len(shape) == 1:
+        for other, other_shape in shapes.items():
+            if len(other_shape) == 2 and other_shape[1] == shape[0] and (
+                    other.rsplit("/", 1)[0] == parent or _tutorial_pair(other, name)):
+                return f"a dense layer's bias (kernel: {other})"
+        return f"a vector [{shape[0]}]"
+    return "unknown" if shape else "a scalar"
+
+
+def _tutorial_pair(kernel, bias):
+    """The tutorials' unnamed `Variable` (W) and `Variable_1` (b)."""
+    m = re.match(r"^(.*)Variable(?:_(\d+))?$", kernel)
+    return bool(m) and bias == f"{m.group(1)}Variable_{int(m.group(2) or 0) + 1}"
+
+
+def inspect_shapes(shapes, source):
+    """(blocks, other variables with guesses); UserError if nothing recurrent is there."""
+    found, rest = discover(shapes)
+    others = [{"name": n, "shape": list(s), "guess": guess(n, s, shapes)}
+              for n, s in sorted(rest.items())]
+    if not found:
+        listed = ", ".join(f"{n} {list(s)}" for n, s in sorted(shapes.items())[:10])
+        raise UserError(f"{source} holds no recurrent layer this tool recognises: no set of "
+                        "variables has the names and shapes of a BasicRNNCell, GRUCell, "
+                        "BasicLSTMCell / LSTMCell or layer-normalised RNN cell "
+                        f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
+                        " If the cells are there under other names, check the checkpoint with "
+                        "`python -m legacy_rnn.inspect`; if they are another kind of cell, the "
+                        "zoo does not convert it yet.")
+    return found, others
