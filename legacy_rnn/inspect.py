@@ -53,9 +53,15 @@ def main(holders, argv):
             extra = "".join([", peepholes" if cell["peepholes"] else "",
                              f", projection {cell['projection']}" if cell["projection"] else ""])
             print(f"    {cell['layer']}: {cell['cell']}{extra}  ({cell['scope']}/...)")
+    slots = [v for v in report["other_variables"] if v["guess"].startswith("optimizer state")]
+    rest = [v for v in report["other_variables"] if v not in slots]
     print(f"\n{len(report['other_variables'])} other variable(s):")
-    for v in report["other_variables"]:
+    for v in rest:
         print(f"  {v['name']} {v['shape']}: {v['guess']}")
+    if slots:
+        kinds = sorted({v["name"].rsplit("/", 1)[-1] for v in slots})
+        print(f"  ... and {len(slots)} optimizer-state variables ({', '.join(kinds)}) of the "
+              "variables above (--json lists them)")
     return 0
 
 
