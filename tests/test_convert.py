@@ -55,10 +55,13 @@ def test_cli_output_loads_in_a_clean_process_with_safe_mode(tutorial_checkpoints
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for name in ("mnist_birnn", "toy_dynamic_rnn"):
         prefix, inputs, logits = tutorial_checkpoints[name]
-        result = run_program_module("legacy_rnn.convert", f"--checkpoint={prefix}",
-                                    f"--model={name}", f"--output={tmp_path / name}.keras")
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert f"{name}, n_hidden 5" in result.stdout
+        if name == "toy_dynamic_rnn":  # one through the command line, as a user runs it
+            result = run_program_module("legacy_rnn.convert", f"--checkpoint={prefix}",
+                                        f"--model={name}", f"--output={tmp_path / name}.keras")
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert f"{name}, n_hidden 5" in result.stdout
+        else:
+            convert_checkpoint(prefix, name, f"{tmp_path / name}.keras")
         np.savez(tmp_path / f"{name}.npz", *([inputs] if name != "toy_dynamic_rnn" else inputs),
                  logits=logits)
     # Nothing of this project is importable here: not on the path, not installed as a module.

@@ -66,9 +66,14 @@ def test_mnist_rnn_smoke_matches_a_numpy_evaluation_of_its_checkpoint(idx_dir, t
     assert metrics["test_loss"] == pytest.approx(loss, rel=1e-5)
 
 
-def test_mnist_birnn_smoke_dynamic(idx_dir, tmp_path):
-    metrics, variables = smoke("mnist_birnn", tmp_path / "run", f"--data_dir={idx_dir}",
-                               "--rnn=dynamic", "--test_len=7")
+def test_mnist_birnn_dynamic_in_process(idx_dir, tmp_path, capsys):
+    from test_faults import program_in_process
+    status, err = program_in_process("mnist_birnn", [
+        "--flagfile=flags/mnist_birnn_smoke.cfg", f"--data_dir={idx_dir}", "--rnn=dynamic",
+        "--test_len=7", f"--model_dir={tmp_path / 'run'}"], capsys)
+    assert status == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    variables = dict(tf.train.list_variables(str(tmp_path / "run")))
     assert metrics["test_examples"] == 7 and metrics["config"]["rnn"] == "dynamic"
     for direction in ("fw", "bw"):
         assert variables[f"bidirectional_rnn/{direction}/basic_lstm_cell/kernel"] == [28 + 8, 32]
