@@ -22,7 +22,7 @@ import sys
 
 from absl import app, flags
 
-from legacy_rnn import checkpoints, conversion, experiments
+from legacy_rnn import checkpoints, conversion, experiments, serving
 from legacy_rnn.errors import UserError
 
 
@@ -66,6 +66,9 @@ def define_flags(flag_values=flags.FLAGS):
                                       "write.", flag_values=fv),
         "overwrite": flags.DEFINE_bool("overwrite", False, "Replace --output if it exists.",
                                        flag_values=fv),
+        "export_dir": flags.DEFINE_string("export_dir", None, "With --model: also write the "
+                                          "Keras 3 twin as a SavedModel here, with the signature "
+                                          "the program's --export_dir has.", flag_values=fv),
         "force": flags.DEFINE_bool("force", False, "Block mode: write a block whose verification "
                                    f"failed (difference above {conversion.TOLERANCE:g}) too.",
                                    flag_values=fv),
@@ -120,9 +123,16 @@ def main(holders, argv):
         raise app.UsageError("--checkpoint is required.")
     if value["model"] is None:
         return _blocks(value)
+    serving.check_export_dir(value["export_dir"], value["overwrite"])
     config = convert_checkpoint(value["checkpoint"], value["model"], value["output"],
                                 value["overwrite"])
     experiment = experiments.get(value["model"])
+    if value["export_dir"]:
+        import keras
+        serving.export_keras(keras.saving.load_model(value["output"]),
+                             experiment.serving_specs(config), experiment.keras_call,
+                             value["export_dir"], value["overwrite"])
+        print(f"exported the Keras 3 twin to {value['export_dir']}")
     print(f"wrote {value['output']}: {experiment.name}, n_hidden {config.n_hidden}, "
           f"{experiment.input_size(config)} inputs per step, {experiment.n_classes} classes")
     return 0

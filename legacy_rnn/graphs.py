@@ -19,7 +19,8 @@ OUTPUT_BIASES = "output/biases"
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A built training graph. `inputs` are the placeholders a batch tuple is fed to, in order."""
+    """A built training graph. `inputs` are the placeholders a batch tuple is fed to, in order;
+    `serving_inputs` those a client feeds ({placeholder name: placeholder}: not the labels)."""
     graph: tf.Graph
     inputs: tuple
     logits: tf.Tensor
@@ -27,6 +28,9 @@ class Model:
     accuracy: tf.Tensor
     train_op: tf.Operation
     global_step: tf.Variable
+    probabilities: tf.Tensor
+    classes: tf.Tensor  # int64 class index
+    serving_inputs: dict
 
 
 def last_relevant_output(outputs, seqlen):
@@ -72,4 +76,9 @@ def classifier(graph, inputs, features, labels, optimizer, learning_rate):
     accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
     global_step = tf.compat.v1.train.get_or_create_global_step()
     train_op = OPTIMIZERS[optimizer](learning_rate).minimize(loss, global_step=global_step)
-    return Model(graph, inputs, logits, loss, accuracy, train_op, global_step)
+    # For serving; created last, so no random op's graph-derived seed moves.
+    probabilities = tf.nn.softmax(logits, name="probabilities")
+    classes = tf.argmax(logits, 1, name="classes")
+    serving = {p.op.name: p for p in inputs if p is not labels}
+    return Model(graph, inputs, logits, loss, accuracy, train_op, global_step, probabilities,
+                 classes, serving)

@@ -46,6 +46,11 @@ def define_shared(experiment, flag_values=flags.FLAGS):
                             "original tutorial script wrote.", flag_values=fv),
         flags.DEFINE_bool("eval_only", False, "With --init_checkpoint: evaluate its weights, "
                           "train nothing.", flag_values=fv),
+        flags.DEFINE_string("export_dir", None, "After evaluating: write a SavedModel of the "
+                            "inference graph here (signature serving_default: the placeholders "
+                            "in, logits / probabilities / classes out).", flag_values=fv),
+        flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.",
+                          flag_values=fv),
         flags.DEFINE_float("learning_rate", config.learning_rate, "Learning rate.",
                            flag_values=fv),
         non_negative_int("seed", config.seed, "Seeds the graph, the data order and any "

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from legacy_rnn import interrupts
+from legacy_rnn import interrupts, serving
 from legacy_rnn.errors import UserError
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -45,6 +45,8 @@ class TrainConfig:
     checkpoint_steps: int = 1000  # with a model_dir: save every this many steps (and at the end)
     init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
     eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
+    export_dir: str | None = None  # after evaluating: a SavedModel of the inference graph here
+    overwrite: bool = False  # replace a non-empty export_dir
 
 
 def num_steps(training_iters, batch_size):
@@ -273,6 +275,7 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     """
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
+    serving.check_export_dir(config.export_dir, config.overwrite)  # before any training
     if not config.model_dir:
         return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
                                    probe_size)
@@ -291,6 +294,9 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
         init_saver = (tf.compat.v1.train.Saver({ckpt: variables[name]
                                                 for name, ckpt in init_map.items()})
                       if config.init_checkpoint else None)
+        # The SavedModel holds the trained weights only (no optimizer state).
+        export_saver = (tf.compat.v1.train.Saver(tf.compat.v1.trainable_variables(),
+                                                 sharded=True) if config.export_dir else None)
     model.graph.finalize()
 
     with tf.compat.v1.Session(graph=model.graph) as sess, contextlib.closing(store):
@@ -393,6 +399,10 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
             store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
             interrupts.raise_pending("saving the final checkpoint and metrics.json: the run "
                                      "completed and both were written")
+        if config.export_dir:
+            with interrupts.phase(f"exporting the SavedModel to {config.export_dir}"):
+                serving.export_tf1(sess, model, export_saver, config.export_dir, config.overwrite)
+            logging.info("exported the inference graph to %s", config.export_dir)
         result = {**metrics, "config": signature, "step_losses": step_losses}
         if probe_size:
             result["probe_logits"] = sess.run(

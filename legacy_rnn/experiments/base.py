@@ -89,6 +89,15 @@ class Experiment:
         """A random batch tuple in the graph's input order (benchmarks, parity tests)."""
         raise NotImplementedError
 
+    def serving_specs(self, config):
+        """{input name: tf.TensorSpec} of the serving signature: the graph's placeholders
+        (labels aside), batch open."""
+        raise NotImplementedError
+
+    def keras_call(self, model, **inputs):
+        """The twin's logits for the serving inputs (named as in `serving_specs`)."""
+        raise NotImplementedError
+
     def rnn_layers(self, model):
         """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}."""
         return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()}

@@ -84,6 +84,12 @@ class Mnist(Experiment):
             return {"fw_0": bidirectional.forward_layer, "bw_0": bidirectional.backward_layer}
         return {"fw_0": model.get_layer("lstm")}
 
+    def serving_specs(self, config):
+        return {"images": tf.TensorSpec([None, STEPS * ROW], tf.float32, name="images")}
+
+    def keras_call(self, model, images):
+        return model(tf.reshape(images, [-1, STEPS, ROW]))
+
     def keras_inputs(self, feeds):
         images = feeds[0]
         return images.reshape(len(images), STEPS, ROW)

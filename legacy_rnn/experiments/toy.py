@@ -74,6 +74,13 @@ class Toy(Experiment):
     def rnn_layers(self, model):
         return {"fw_0": model.get_layer("lstm")}
 
+    def serving_specs(self, config):
+        return {"x": tf.TensorSpec([None, config.seq_max_len, 1], tf.float32, name="x"),
+                "seqlen": tf.TensorSpec([None], tf.int32, name="seqlen")}
+
+    def keras_call(self, model, x, seqlen):
+        return model([x, seqlen])
+
     def keras_inputs(self, feeds):
         x, _, seqlen = feeds
         return [x, seqlen]

@@ -1,0 +1,100 @@
+"""SavedModels any TensorFlow process can call: the legacy TF1 graph's and its Keras 3 twin's,
+with one signature, so a client cannot tell the two apart.
+
+    signature "serving_default", tag "serve"
+    inputs   named after the graph's placeholders (mnist: images float32 [None, 784];
+             toy: x float32 [None, seq_max_len, 1], seqlen int32 [None]); the batch is open
+    outputs  logits float32 [None, classes], probabilities float32, classes int64 [None]
+
+A client needs TensorFlow only:
+
+    import tensorflow as tf
+    serve = tf.saved_model.load("export/").signatures["serving_default"]
+    print(serve(images=tf.zeros([1, 784]))["classes"])
+
+Calling the signature (named inputs, fixed dtypes, open batch) rather than the restored model
+object is what keeps a deployment off "Could not find matching function to call loaded from the
+SavedModel": a restored Keras object only has the functions traced for the input structures
+and shapes it was called with at save time (docs/migration.md, trap 16).
+An export is written to a temporary directory beside the target and renamed into place.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from legacy_rnn import interrupts
+from legacy_rnn.errors import UserError
+
+SIGNATURE = "serving_default"
+
+
+def check_export_dir(export_dir, overwrite):
+    """Refuses an existing non-empty `export_dir` (before any work is done) unless `overwrite`."""
+    if export_dir and os.path.exists(export_dir) and not overwrite and (
+            not os.path.isdir(export_dir) or os.listdir(export_dir)):
+        raise UserError(f"--export_dir={export_dir} exists and is not empty. Choose another "
+                        "directory, or pass --overwrite to replace it.")
+
+
+@contextlib.contextmanager
+def _atomic_dir(export_dir, overwrite):
+    """Yields a temporary directory beside `export_dir`, renamed to it when the block succeeds;
+    on any failure nothing is left behind and `export_dir` is untouched."""
+    check_export_dir(export_dir, overwrite)
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    except OSError as e:
+        raise UserError(f"Cannot write into {parent} ({e.strerror}). Choose a writable "
+                        "--export_dir.") from None
+    target = os.path.join(work, "saved_model")
+    try:
+        yield target
+        with interrupts.deferred():
+            if os.path.exists(export_dir):
+                shutil.rmtree(export_dir)
+            os.replace(target, export_dir)
+    except OSError as e:
+        raise UserError(f"Writing the SavedModel to {export_dir} failed ({e.strerror}); nothing "
+                        "was written. Free space or choose another --export_dir.") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    interrupts.raise_pending(f"exporting to {export_dir}: the export was completed")
+
+
+def export_tf1(sess, model, saver, export_dir, overwrite=False):
+    """Writes the TF1 inference signature of `model` (a graphs.Model in `sess`) with the
+    variables `saver` holds (`tf.compat.v1.saved_model.Builder`)."""
+    signature = tf.compat.v1.saved_model.predict_signature_def(
+        inputs=model.serving_inputs,
+        outputs={"logits": model.logits, "probabilities": model.probabilities,
+                 "classes": model.classes})
+    with _atomic_dir(export_dir, overwrite) as target:
+        builder = tf.compat.v1.saved_model.Builder(target)
+        builder.add_meta_graph_and_variables(
+            sess, [tf.compat.v1.saved_model.tag_constants.SERVING],
+            signature_def_map={SIGNATURE: signature}, saver=saver, strip_default_attrs=True)
+        builder.save()
+
+
+def export_keras(keras_model, specs, call, export_dir, overwrite=False):
+    """Writes the Keras 3 twin with the same signature: `specs` {input name: tf.TensorSpec},
+    `call(model, **inputs)` -> logits (`keras.export.ExportArchive`)."""
+    import keras
+
+    names = list(specs)
+
+    def serve(*tensors):
+        logits = call(keras_model, **dict(zip(names, tensors)))
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits),
+                "classes": tf.argmax(logits, 1)}
+
+    with _atomic_dir(export_dir, overwrite) as target:
+        archive = keras.export.ExportArchive()
+        archive.track(keras_model)
+        archive.add_endpoint(SIGNATURE, serve, input_signature=[specs[n] for n in names])
+        archive.write_out(target, verbose=False)
