@@ -39,6 +39,7 @@ class Sizes:
     # Each scaling point in a fresh process, so that its peak memory is its own; --smoke measures
     # them in this one (it checks that everything runs, not the numbers).
     scaling_in_subprocess: bool = True
+    backends: tuple = ("jax", "torch")  # Keras 3 backends to time the twins on, where installed
 
 
 FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128, 28, 28),
@@ -48,7 +49,7 @@ FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128
              warmup=3, steps=15, matmul_sizes=(1024, 2048, 4096))
 SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1),),
               seq_lens=(4,), scaling_hidden=4, scaling_batch=4, warmup=1, steps=2,
-              matmul_sizes=(128,), scaling_in_subprocess=False)
+              matmul_sizes=(128,), scaling_in_subprocess=False, backends=("jax",))
 
 
 def lstm_train_flops(batch, steps, n_input, n_hidden, directions, n_classes):
@@ -137,6 +138,36 @@ def keras_step(name, n_hidden, batch, warmup, repeats):
     return _timed(lambda: model.train_on_batch(inputs, feeds[1]), warmup, repeats)
 
 
+def backend_steps(sizes, names):
+    """{(model, n_hidden): {backend: median ms}} of the Keras 3 twins' `train_on_batch` under each
+    backend in `names`, each backend in one fresh process (`legacy_rnn.backend_check`)."""
+    import tempfile
+    from legacy_rnn import backends
+    times = {}
+    with tempfile.TemporaryDirectory() as directory:
+        cases = []
+        for k, (name, n_hidden, batch, _, _) in enumerate(sizes.step_cases):
+            experiment, config = _config(name, "static", n_hidden)
+            experiment.keras_model(config).save(os.path.join(directory, f"{k}.keras"))
+            feeds = experiment.random_feeds(config, batch, np.random.default_rng(0))
+            inputs = experiment.keras_inputs(feeds)
+            np.savez(os.path.join(directory, f"{k}.npz"), labels000=feeds[1],
+                     **{f"in000_{i}": a for i, a in enumerate(
+                         inputs if isinstance(inputs, list) else [inputs])})
+            cases.append({"name": f"{name}:{n_hidden}", "kind": "time", "file": f"{k}.keras",
+                          "data": f"{k}.npz", "learning_rate": 1e-3, "warmup": sizes.warmup,
+                          "repeats": sizes.steps})
+        with open(os.path.join(directory, "cases.json"), "w") as f:
+            json.dump(cases, f)
+        for backend in names:
+            report = backends.run_check(directory, backend, timeout=3600)
+            for case in cases:
+                name, n_hidden = case["name"].split(":")
+                times.setdefault((name, int(n_hidden)), {})[backend] = (
+                    report["cases"][case["name"]]["step_ms"])
+    return times
+
+
 def scaling_point(rnn, length, n_hidden, batch, warmup=1, repeats=3):
     """One point of the scaling curves, measured in this (fresh) process."""
     build, first, median = legacy_step("mnist_rnn", rnn, n_hidden, batch, warmup, repeats,
@@ -159,8 +190,11 @@ def _scaling_in_subprocess(rnn, length, sizes):
 
 def run_benchmark(sizes, out_dir):
     """Runs everything; returns the results dict (also written to out_dir/bench.json)."""
+    from legacy_rnn import backends
     os.makedirs(out_dir, exist_ok=True)
     peak = matmul_peak(sizes.matmul_sizes)
+    backend_names = [b for b in sizes.backends if backends.available(b)]
+    on_backends = backend_steps(sizes, backend_names) if backend_names else {}
     logging.info("matmul peak %.1f GFLOP/s (n in %s)", peak, sizes.matmul_sizes)
     rows = []
     for name, n_hidden, batch, steps, n_input in sizes.step_cases:
@@ -177,7 +211,9 @@ def run_benchmark(sizes, out_dir):
                          "legacy_gflops": flops / legacy_s / 1e9,
                          "legacy_utilisation": flops / legacy_s / 1e9 / peak,
                          "keras_utilisation": flops / keras_s / 1e9 / peak,
-                         "legacy_over_keras": legacy_s / keras_s})
+                         "legacy_over_keras": legacy_s / keras_s,
+                         **{f"keras_{b}_ms": ms
+                            for b, ms in on_backends.get((name, n_hidden), {}).items()}})
             logging.info("%s n_hidden %d %s: legacy %.1f ms, keras %.1f ms", name, n_hidden, rnn,
                          legacy_s * 1e3, keras_s * 1e3)
     scaling = []
@@ -187,7 +223,8 @@ def run_benchmark(sizes, out_dir):
                            if sizes.scaling_in_subprocess else
                            scaling_point(rnn, length, sizes.scaling_hidden, sizes.scaling_batch))
             logging.info("scaling %s length %d: %s", rnn, length, scaling[-1])
-    results = {"environment": golden.environment(), "matmul_peak_gflops": peak, "steps": rows,
+    results = {"environment": golden.environment(), "matmul_peak_gflops": peak,
+               "backends": ["tensorflow", *backend_names], "steps": rows,
                "scaling": scaling,
                "scaling_model": {"model": "mnist_rnn", "n_hidden": sizes.scaling_hidden,
                                  "batch": sizes.scaling_batch, "input": 28},
@@ -221,15 +258,17 @@ def plot_scaling(scaling, path, model):
 
 
 def format_table(results):
+    others = [b for b in results.get("backends", []) if b != "tensorflow"]
     lines = [f"matmul peak: {results['matmul_peak_gflops']:.1f} GFLOP/s", "",
              f"{'model':16s} {'units':>5s} {'rnn':8s} {'legacy ms':>10s} {'keras ms':>9s} "
              f"{'legacy/keras':>12s} {'legacy ex/s':>11s} {'keras ex/s':>10s} {'legacy util':>11s} "
-             f"{'keras util':>10s}"]
+             f"{'keras util':>10s}" + "".join(f" {'keras ' + b + ' ms':>14s}" for b in others)]
     for r in results["steps"]:
         lines.append(f"{r['model']:16s} {r['n_hidden']:5d} {r['rnn']:8s} {r['legacy_ms']:10.1f} "
                      f"{r['keras_ms']:9.1f} {r['legacy_over_keras']:12.2f} "
                      f"{r['legacy_examples_per_sec']:11.0f} {r['keras_examples_per_sec']:10.0f} "
-                     f"{r['legacy_utilisation']:11.0%} {r['keras_utilisation']:10.0%}")
+                     f"{r['legacy_utilisation']:11.0%} {r['keras_utilisation']:10.0%}" +
+                     "".join(f" {r.get(f'keras_{b}_ms', float('nan')):14.1f}" for b in others))
     lines += ["", f"{'rnn':8s} {'length':>6s} {'build s':>8s} {'first step s':>12s} "
                   f"{'step ms':>8s} {'peak MiB':>9s}"]
     for p in results["scaling"]:

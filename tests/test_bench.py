@@ -24,8 +24,9 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     assert {(r["model"], r["rnn"]) for r in results["steps"]} == {
         (m, rnn) for m in ("toy_dynamic_rnn",)
         for rnn in ("static", "dynamic")}
+    assert results["backends"][:2] == ["tensorflow", "jax"]  # jax: a test dependency
     for row in results["steps"]:
-        assert row["legacy_ms"] > 0 and row["keras_ms"] > 0
+        assert row["legacy_ms"] > 0 and row["keras_ms"] > 0 and row["keras_jax_ms"] > 0
         assert abs(row["legacy_over_keras"] - row["legacy_ms"] / row["keras_ms"]) < 1e-9
     assert [(p["rnn"], p["length"]) for p in results["scaling"]] == [("static", 4), ("dynamic", 4)]
     assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])

@@ -241,13 +241,18 @@ MESSAGES = {"checkpoint index garbage": "is unreadable",
             ".data truncated": "is damaged: its variables cannot be read"}
 
 
+# Resume and --init_checkpoint build a graph each: three damages (the index, the .index, the
+# .data) stand for all; convert, which builds none, meets all five.
+PROGRAM_DAMAGES = ("checkpoint index garbage", ".index truncated", ".data truncated")
+
+
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_checkpoint_is_named_for_resume_init_and_convert(saved_run, damage, tmp_path,
                                                                     capsys):
     _damage(saved_run, damage)
     before = snapshot(saved_run)
     longer = [*TOY_FLAGS[:-2], "--training_iters=97", "--checkpoint_steps=2"]
-    consumers = {
+    consumers = {} if damage not in PROGRAM_DAMAGES else {
         "resume": lambda: program_in_process("toy_dynamic_rnn",
                                              [*longer, f"--model_dir={saved_run}"], capsys),
         "--init_checkpoint": lambda: program_in_process(

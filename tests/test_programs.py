@@ -80,8 +80,20 @@ def test_mnist_birnn_dynamic_in_process(idx_dir, tmp_path, capsys):
     assert variables["output/weights"] == [16, 10]
 
 
-def test_toy_smoke_is_offline_and_complete(tmp_path):
-    metrics, variables = smoke("toy_dynamic_rnn", tmp_path / "run")
+def test_toy_smoke_is_offline_and_complete(tmp_path, capsys, caplog):
+    # In-process: the toy's command line runs in subprocesses in tests/test_faults.py.
+    from test_faults import program_in_process
+    run = tmp_path / "run"
+    with caplog.at_level("INFO"):
+        status, err = program_in_process(
+            "toy_dynamic_rnn", ["--flagfile=flags/toy_dynamic_rnn_smoke.cfg",
+                                f"--model_dir={run}"], capsys)
+    assert status == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert re.search(r"step 1/\d+ +examples \d+ +minibatch loss [\d.]+ +accuracy [\d.]+ +\d+ "
+                     r"examples/s", caplog.text)
+    assert list(run.glob("events.out.tfevents.*"))
+    variables = dict(tf.train.list_variables(str(run)))
     # flags/toy_dynamic_rnn_smoke.cfg: 161 examples in batches of 16 -> 10 steps.
     assert metrics["global_step"] == 10 and metrics["test_examples"] == 24
     assert variables["rnn/basic_lstm_cell/kernel"] == [1 + 8, 32]

@@ -67,9 +67,10 @@ def test_drivers_without_sequence_length(direction, driver):
     check(zoo.Block(MIXED, direction, driver), lengths=None)
 
 
-@pytest.mark.parametrize("cell", ["BasicRNNCell", "GRUCell", "BasicLSTMCell",
-                                  "LSTMCell(everything)", "LNBasicRNNCell"])
-@pytest.mark.parametrize("driver", zoo.blocks.DRIVERS)
+@pytest.mark.parametrize("cell, driver", [("BasicRNNCell", "static"), ("GRUCell", "dynamic"),
+                                          ("BasicLSTMCell", "static"),
+                                          ("LSTMCell(everything)", "dynamic"),
+                                          ("LNBasicRNNCell", "static")])
 def test_initial_state(cell, driver):
     spec = CELLS[cell]
     rng = np.random.default_rng(7)

@@ -1,0 +1,99 @@
+"""Runs saved parity cases on whichever Keras 3 backend this process has, as if TensorFlow were
+not installed (its import is blocked before Keras is imported).
+
+    KERAS_BACKEND=jax python -m legacy_rnn.backend_check CASES_DIR      # prints a JSON report
+
+`legacy_rnn.backends` writes CASES_DIR with TensorFlow (the TF1 graphs' outputs and training
+losses, the converted `.keras` files) and reads the report. Each case in `CASES_DIR/cases.json`:
+
+- `forward`: load `file`, call it on the saved inputs, largest |Keras - TF1| difference;
+- `train`: load `file`, compile with Adam(learning_rate, epsilon=1e-8) (TF1's AdamOptimizer) and
+  softmax cross-entropy on logits, `train_on_batch` on each saved batch; the losses (each before
+  its update, as TF1's `sess.run([train_op, loss])` reports them) against the TF1 program's;
+- `time`: median seconds of `train_on_batch` on the saved batch after warm-up.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+# As if TensorFlow and tf-keras were not installed: `import tensorflow` raises ImportError, so
+# Keras (which would otherwise use TensorFlow for its data utilities) runs without it.
+sys.modules["tensorflow"] = None
+sys.modules["tf_keras"] = None
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from legacy_rnn import keras_cells  # noqa: E402,F401  (registers the cells the files use)
+
+
+def _inputs(data, prefix):
+    keys = sorted(k for k in data.files if k.startswith(prefix))
+    arrays = [data[k] for k in keys]
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
+def forward(case, directory):
+    model = keras.saving.load_model(os.path.join(directory, case["file"]))
+    data = np.load(os.path.join(directory, case["data"]))
+    out = np.asarray(keras.ops.convert_to_numpy(model(_inputs(data, "in_"))))
+    expected = data["expected"]
+    np.testing.assert_allclose(out, expected, rtol=case["rtol"], atol=case["atol"])
+    return {"largest_difference": float(np.max(np.abs(out - expected)))}
+
+
+def _compiled(case, directory):
+    model = keras.saving.load_model(os.path.join(directory, case["file"]))
+    model.compile(optimizer=keras.optimizers.Adam(case["learning_rate"], epsilon=1e-8),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def train(case, directory):
+    model = _compiled(case, directory)
+    data = np.load(os.path.join(directory, case["data"]))
+    losses = []
+    for step in range(case["steps"]):
+        inputs = _inputs(data, f"in{step:03d}_")
+        losses.append(float(model.train_on_batch(inputs, data[f"labels{step:03d}"])))
+    expected = data["losses"]
+    np.testing.assert_allclose(losses, expected, rtol=0, atol=case["atol"])
+    return {"largest_difference": float(np.max(np.abs(np.subtract(losses, expected)))),
+            "losses": losses}
+
+
+def timed(case, directory):
+    model = _compiled(case, directory)
+    data = np.load(os.path.join(directory, case["data"]))
+    inputs, labels = _inputs(data, "in000_"), data["labels000"]
+    for _ in range(case["warmup"]):
+        model.train_on_batch(inputs, labels)
+    times = []
+    for _ in range(case["repeats"]):
+        start = time.perf_counter()
+        model.train_on_batch(inputs, labels)
+        times.append(time.perf_counter() - start)
+    return {"step_ms": statistics.median(times) * 1e3}
+
+
+KINDS = {"forward": forward, "train": train, "time": timed}
+
+
+def main(directory):
+    with open(os.path.join(directory, "cases.json")) as f:
+        cases = json.load(f)
+    report = {"backend": keras.backend.backend(), "keras": keras.__version__,
+              "tensorflow_imported": sys.modules.get("tensorflow") is not None, "cases": {}}
+    for case in cases:
+        try:
+            report["cases"][case["name"]] = KINDS[case["kind"]](case, directory)
+        except AssertionError as e:
+            report["cases"][case["name"]] = {"failed": str(e).strip().splitlines()[:8]}
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

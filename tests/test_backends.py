@@ -1,0 +1,60 @@
+"""Converted models and Keras 3 twins on the JAX backend, in a process without TensorFlow, against
+the TF1 graphs: forward (rtol 1e-6, atol 1e-5) and training (atol 1e-5 per step for 10 steps, the
+TF migration guide). The same check for PyTorch: `./run.sh backends --backend=torch`."""
+import json
+import sys
+
+import pytest
+
+from legacy_rnn import backends
+
+# Every cell family of the zoo (the tool adds stacked and bidirectional structures).
+FAMILIES = {name: block for name, block in backends.ZOO_CASES.items()
+            if len(block.levels) == 1}
+
+
+@pytest.fixture(scope="module")
+def jax_report(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("backend_cases"))
+    cases = backends.build_cases(directory, zoo_cases=FAMILIES, train="mnist_rnn")
+    return cases, backends.run_check(directory, "jax")
+
+
+def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_report):
+    cases, report = jax_report
+    assert report["backend"] == "jax" and report["tensorflow_imported"] is False
+    assert {c["name"] for c in cases} == set(report["cases"])
+    assert len([c for c in cases if c["kind"] == "forward"]) == 3 + 5
+    for name, result in report["cases"].items():
+        assert "failed" not in result, (name, result)
+        assert result["largest_difference"] <= backends.ATOL, name
+        print(f"jax {name}: largest difference {result['largest_difference']:.1e}")
+
+
+def test_training_continues_on_jax_with_the_tf1_losses(jax_report):
+    _, report = jax_report
+    (name,) = [n for n in report["cases"] if "Adam steps" in n]
+    result = report["cases"][name]
+    assert len(result["losses"]) == backends.TRAIN_STEPS
+    assert result["largest_difference"] <= backends.ATOL
+    assert result["losses"][0] != result["losses"][-1]  # it did train
+
+
+def test_the_cells_module_imports_without_tensorflow(tmp_path):
+    import subprocess
+    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tf_keras'] = None\n"
+            "import legacy_rnn.keras_cells as k\n"
+            "print(k.TF1LSTMCell.__name__, k.LNSimpleRNNCell.__name__)")
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["KERAS_BACKEND"] = "jax"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["TF1LSTMCell", "LNSimpleRNNCell"]
+
+
+def test_a_missing_backend_is_named_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(backends, "available", lambda backend: False)
+    with pytest.raises(backends.UserError, match=r"pip install -e '.\[torch\]'"):
+        backends.run_check("unused", "torch")
