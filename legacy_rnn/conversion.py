@@ -146,7 +146,10 @@ def verify_against_graph(block, model, prefix, meta, rng):
             saver.restore(sess, prefix)
             for (x_tensor, lengths_tensor, output), half, first, last in calls:
                 size = x_tensor.shape[-1]
-                batch = x_tensor.shape[0] or BATCH
+                # The batch: whichever of the two tensors fixes it (a constant length vector).
+                batch = (x_tensor.shape[0] or (lengths_tensor.shape[0] if lengths_tensor is not
+                                               None and lengths_tensor.shape.rank == 1 else None)
+                         or BATCH)
                 time = x_tensor.shape[1] or TIME
                 x, lengths = _random_case(rng, size, batch, time)
                 if lengths_tensor is None:

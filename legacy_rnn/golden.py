@@ -53,13 +53,19 @@ def environment():
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)")}
 
 
-def run(name, learning_rate_scale=1.0):
-    """A fresh golden record of experiment `name` (learning_rate_scale plants a change): its tiny
-    configuration trained for 20 steps on its golden data."""
+def train_golden(name, learning_rate_scale=1.0, final_weights=False):
+    """The run result of experiment `name`'s tiny configuration trained for 20 steps on its
+    golden data (`learning_rate_scale` plants a change)."""
     experiment = experiments.get(name)
     config = experiment.golden
     config = dataclasses.replace(config, learning_rate=config.learning_rate * learning_rate_scale)
-    result = experiment.run(config, TRAIN, data=experiment.golden_data(config), probe_size=PROBE)
+    return experiment.run(config, TRAIN, data=experiment.golden_data(config), probe_size=PROBE,
+                          final_weights=final_weights)
+
+
+def run(name, learning_rate_scale=1.0):
+    """A fresh golden record of experiment `name` (learning_rate_scale plants a change)."""
+    result = train_golden(name, learning_rate_scale)
     return {
         "experiment": name,
         "environment": environment(),

@@ -262,7 +262,7 @@ class _Persistence:
 
 
 def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run_config=None,
-                       probe_size=0):
+                       probe_size=0, final_weights=False):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
 
     With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
@@ -271,21 +271,22 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     `run_config` (a dict of the model's settings) identifies the run: resuming with other
     settings is refused. Returns the metrics (as written to metrics.json) plus `step_losses`
     (every step run in this process) and `probe_logits`, the trained model's logits on the first
-    `probe_size` test examples.
+    `probe_size` test examples; with `final_weights`, also {variable name: trained value}.
     """
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
     serving.check_export_dir(config.export_dir, config.overwrite)  # before any training
     if not config.model_dir:
         return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
-                                   probe_size)
+                                   probe_size, final_weights)
     _prepare_model_dir(config.model_dir)
     with ModelDirLock(config.model_dir):
         return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
-                                   probe_size)
+                                   probe_size, final_weights)
 
 
-def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature, probe_size):
+def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature, probe_size,
+                        final_weights):
     steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
     store = _Persistence(model, config, signature)
     with model.graph.as_default():
@@ -407,6 +408,10 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
         if probe_size:
             result["probe_logits"] = sess.run(
                 model.logits, {p: a[:probe_size] for p, a in zip(model.inputs, test_inputs)})
+        if final_weights:
+            with model.graph.as_default():
+                trainable = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
+            result["final_weights"] = sess.run(trainable)
     return result
 
 

@@ -152,9 +152,10 @@ class Experiment:
                                                                  arrays["output"])
         return tf1
 
-    def run(self, config, train, data=None, probe_size=0):
+    def run(self, config, train, data=None, probe_size=0, final_weights=False):
         """Trains and evaluates; `data` overrides reading it. `probe_size`: also return the
-        trained model's logits on that many test examples."""
+        trained model's logits on that many test examples; `final_weights`: the trained
+        variables."""
         with interrupts.phase("reading the checkpoint to start from"):
             train, init_map = self._init_from(config, train)
         if data is None:
@@ -164,7 +165,7 @@ class Experiment:
             model = self.build_graph(config)
         test = _head(data.test, config.test_len)
         return training.train_and_evaluate(model, train, data.train, test, init_map,
-                                           dataclasses.asdict(config), probe_size)
+                                           dataclasses.asdict(config), probe_size, final_weights)
 
     def _init_from(self, config, train):
         """(train config with the checkpoint prefix resolved, {graph var: checkpoint var})."""
