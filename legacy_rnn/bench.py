@@ -24,7 +24,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from legacy_rnn import experiments, golden, graphs, training
+from legacy_rnn import atomic, experiments, golden, graphs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +229,7 @@ def run_benchmark(sizes, out_dir):
                "scaling_model": {"model": "mnist_rnn", "n_hidden": sizes.scaling_hidden,
                                  "batch": sizes.scaling_batch, "input": 28},
                "sizes": dataclasses.asdict(sizes)}
-    training.write_json_atomically(os.path.join(out_dir, "bench.json"), results)
+    atomic.write_json(os.path.join(out_dir, "bench.json"), results)
     plot_scaling(scaling, os.path.join(out_dir, "scaling.png"), results["scaling_model"])
     return results
 

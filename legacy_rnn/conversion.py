@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from legacy_rnn import checkpoints, discover, interrupts, keras_cells, metagraph, training, zoo
+from legacy_rnn import atomic, checkpoints, discover, interrupts, keras_cells, metagraph, zoo
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
 
@@ -222,33 +222,16 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
 
 
 def _write(output_dir, results, others, force, source):
-    parent = os.path.dirname(os.path.abspath(output_dir)) or "."
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
-    except OSError as e:
-        raise UserError(f"Cannot write into {parent} ({e.strerror}). Choose a writable --output."
-                        ) from None
-    try:
+    with atomic.directory(output_dir, "--output") as fresh:
         for result, model in results:
             if result.ok or force:
-                model.save(os.path.join(tmp, result.file))
+                model.save(os.path.join(fresh, result.file))
                 result.status = "written" if result.ok else "written despite failing (--force)"
             else:
                 result.status = "failed: not written"
-        training.write_json_atomically(os.path.join(tmp, "blocks.json"), {
+        atomic.write_json(os.path.join(fresh, "blocks.json"), {
             "checkpoint": source, "tolerance": TOLERANCE,
             "blocks": [r.record() for r, _ in results], "other_variables": others})
-        with interrupts.deferred():
-            if os.path.exists(output_dir):
-                shutil.rmtree(output_dir)
-            os.replace(tmp, output_dir)
-    except OSError as e:
-        raise UserError(f"Writing {output_dir} failed ({e.strerror}); nothing was written. Free "
-                        "space or choose another --output.") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    interrupts.raise_pending(f"writing {output_dir}: it was written completely")
 
 
 # --- Keras -> TF1 -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from legacy_rnn import drift, experiments, interrupts, training
+from legacy_rnn import atomic, drift, experiments, interrupts, training
 from legacy_rnn.errors import UserError
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -195,7 +195,7 @@ def update(directory=DEFAULT_DIR, names=NAMES):
     with interrupts.deferred():
         os.makedirs(directory, exist_ok=True)
         for name, fresh in records.items():
-            training.write_json_atomically(golden_path(directory, name), fresh)
+            atomic.write_json(golden_path(directory, name), fresh)
     interrupts.raise_pending("writing the golden files: all of them were written")
 
 

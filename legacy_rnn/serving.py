@@ -18,14 +18,11 @@ SavedModel": a restored Keras object only has the functions traced for the input
 and shapes it was called with at save time (docs/migration.md, trap 16).
 An export is written to a temporary directory beside the target and renamed into place.
 """
-import contextlib
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
-from legacy_rnn import interrupts
+from legacy_rnn import atomic
 from legacy_rnn.errors import UserError
 
 SIGNATURE = "serving_default"
@@ -39,33 +36,6 @@ def check_export_dir(export_dir, overwrite):
                         "directory, or pass --overwrite to replace it.")
 
 
-@contextlib.contextmanager
-def _atomic_dir(export_dir, overwrite):
-    """Yields a temporary directory beside `export_dir`, renamed to it when the block succeeds;
-    on any failure nothing is left behind and `export_dir` is untouched."""
-    check_export_dir(export_dir, overwrite)
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    except OSError as e:
-        raise UserError(f"Cannot write into {parent} ({e.strerror}). Choose a writable "
-                        "--export_dir.") from None
-    target = os.path.join(work, "saved_model")
-    try:
-        yield target
-        with interrupts.deferred():
-            if os.path.exists(export_dir):
-                shutil.rmtree(export_dir)
-            os.replace(target, export_dir)
-    except OSError as e:
-        raise UserError(f"Writing the SavedModel to {export_dir} failed ({e.strerror}); nothing "
-                        "was written. Free space or choose another --export_dir.") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    interrupts.raise_pending(f"exporting to {export_dir}: the export was completed")
-
-
 def export_tf1(sess, model, saver, export_dir, overwrite=False):
     """Writes the TF1 inference signature of `model` (a graphs.Model in `sess`) with the
     variables `saver` holds (`tf.compat.v1.saved_model.Builder`)."""
@@ -73,7 +43,8 @@ def export_tf1(sess, model, saver, export_dir, overwrite=False):
         inputs=model.serving_inputs,
         outputs={"logits": model.logits, "probabilities": model.probabilities,
                  "classes": model.classes})
-    with _atomic_dir(export_dir, overwrite) as target:
+    check_export_dir(export_dir, overwrite)
+    with atomic.directory(export_dir, "--export_dir", create=False) as target:
         builder = tf.compat.v1.saved_model.Builder(target)
         builder.add_meta_graph_and_variables(
             sess, [tf.compat.v1.saved_model.tag_constants.SERVING],
@@ -93,7 +64,8 @@ def export_keras(keras_model, specs, call, export_dir, overwrite=False):
         return {"logits": logits, "probabilities": tf.nn.softmax(logits),
                 "classes": tf.argmax(logits, 1)}
 
-    with _atomic_dir(export_dir, overwrite) as target:
+    check_export_dir(export_dir, overwrite)
+    with atomic.directory(export_dir, "--export_dir", create=False) as target:
         archive = keras.export.ExportArchive()
         archive.track(keras_model)
         archive.add_endpoint(SIGNATURE, serve, input_signature=[specs[n] for n in names])

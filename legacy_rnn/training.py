@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from legacy_rnn import interrupts, serving
+from legacy_rnn import atomic, interrupts, serving
 from legacy_rnn.errors import UserError
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -65,21 +65,6 @@ def evaluate(sess, model, inputs):
         loss_sum += float(loss) * k
         correct += round(float(accuracy) * k)
     return loss_sum / n, correct / n
-
-
-def write_json_atomically(path, obj):
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _prepare_model_dir(model_dir):
@@ -244,7 +229,7 @@ class _Persistence:
 
     def write_metrics(self, metrics):
         try:
-            write_json_atomically(self.metrics_path, {**metrics, "config": self.signature})
+            atomic.write_json(self.metrics_path, {**metrics, "config": self.signature})
         except OSError as e:
             raise UserError(f"Writing {self.metrics_path} failed ({e.strerror}). {self.kept()}, "
                             "and the previous metrics.json is unchanged; free space or fix the "

@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import checkpoints, entry, experiments, golden, interrupts, programs, toy_data, \
-    training
+from legacy_rnn import atomic, checkpoints, entry, experiments, golden, interrupts, programs, \
+    toy_data, training
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.errors import UserError
@@ -362,7 +362,7 @@ def test_disk_full_writing_metrics_keeps_the_previous_ones(saved_run, monkeypatc
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     status, err = program_in_process("toy_dynamic_rnn", [
         *TOY_FLAGS, f"--model_dir={saved_run}", f"--init_checkpoint={saved_run}", "--eval_only"],
         capsys)
@@ -409,7 +409,7 @@ def test_disk_full_while_updating_golden_files_keeps_them(tmp_path, monkeypatch,
         (tmp_path / f"{name}.json").write_text("{}")
     before = snapshot(tmp_path)
     monkeypatch.setattr(golden, "record", lambda name: {"experiment": name})
-    monkeypatch.setattr(training.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(atomic.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
         OSError(28, "No space left on device")))
     status = entry.guarded("golden", lambda: golden.update(str(tmp_path)))
     err = capsys.readouterr().err

@@ -145,7 +145,8 @@ def test_a_failing_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     from legacy_rnn.experiments.toy import TOY, ToyConfig
     from legacy_rnn import training
     config = ToyConfig(n_hidden=4, seq_max_len=5, min_len=1, max_value=30, n_train=16, n_test=8)
-    with pytest.raises(UserError, match=r"Writing the SavedModel to .*export failed \(No space"):
+    with pytest.raises(UserError, match=r"Writing .*export failed \(No space left on device\); "
+                                        r"nothing was written"):
         TOY.run(config, training.TrainConfig(batch_size=8, training_iters=17,
                                              export_dir=str(tmp_path / "export")))
     assert os.listdir(tmp_path) == []  # no export, no temporary directory
