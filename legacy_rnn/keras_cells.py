@@ -4,11 +4,13 @@ Import this module before `keras.saving.load_model` on a file that uses them (th
 `blocks.json` names it as `load_with`). It imports no TensorFlow, so converted models load and run
 under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layers.RNN(cell)`.
 
-| TF1 | here |
-|---|---|
-| `LSTMCell(use_peepholes, cell_clip, num_proj, proj_clip, forget_bias, activation)` | `TF1LSTMCell` |
-| a layer-normalised `BasicRNNCell` (the TF1 counterpart of Geron's `LNSimpleRNNCell`) | `LNSimpleRNNCell` |
-| Keras 2 / tf-keras `hard_sigmoid` (`clip(0.2 x + 0.5, 0, 1)`) | `keras2_hard_sigmoid` |
+- `TF1LSTMCell`: TF1's `LSTMCell` with use_peepholes, cell_clip, num_proj, proj_clip,
+  forget_bias (at run time) and activation;
+- `LNSimpleRNNCell`: the layer-normalised simple RNN cell (TF1 counterpart:
+  `legacy_rnn.zoo.layer_norm.LayerNormBasicRNNCell`);
+- `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
+- `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
+  as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
 """
 import keras
 from keras import ops
