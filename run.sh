@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh test              run the whole test suite
-# ./run.sh <experiment> ...  run python -m legacy_rnn.<experiment> with the given flags
+# ./run.sh <program> ...     run python -m legacy_rnn.<program> (an experiment or a tool)
 # The first call creates .venv and installs the package with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,8 +19,9 @@ py="$venv/bin/python"
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 if [ $# -eq 0 ]; then
-  echo "usage: ./run.sh test [pytest args] | ./run.sh <experiment> [flags]" >&2
+  echo "usage: ./run.sh test [pytest args] | ./run.sh <program> [flags]" >&2
   echo "experiments: mnist_rnn mnist_birnn toy_dynamic_rnn" >&2
+  echo "tools: inspect convert golden canary backends bench" >&2
   exit 2
 fi
 cmd=$1; shift
