@@ -48,9 +48,7 @@ class BlockResult:
 
     @property
     def load_with(self):
-        registered = any(not (level.cell.kind in ("basic_rnn", "gru", "basic_lstm") or
-                              level.cell.kind == "lstm" and level.cell.family._uses_builtin(
-                                  level.cell))
+        registered = any(level.cell.family.registered_twin(level.cell)
                          for level in (*self.block.levels, *self.block.backward_levels))
         return "legacy_rnn.keras_cells" if registered else None
 

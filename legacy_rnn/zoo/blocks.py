@@ -323,9 +323,7 @@ def keras_level(level, name, **rnn_kwargs):
     cell_kwargs = {}
     d = level.dropout
     if d and d.state_keep_prob < 1.0:
-        if not (d.variational_recurrent and level.cell.kind in ("basic_lstm", "basic_rnn")
-                or d.variational_recurrent and level.cell.kind == "lstm"
-                and level.cell.family._uses_builtin(level.cell)):
+        if not (d.variational_recurrent and level.cell.family.state_dropout_twin(level.cell)):
             raise UserError(
                 f"{level.cell.describe()} with state_keep_prob={d.state_keep_prob}"
                 f"{'' if d.variational_recurrent else ' (a new mask every step)'} has no Keras 3 "

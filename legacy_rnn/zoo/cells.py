@@ -118,6 +118,17 @@ class CellFamily:
     def keras_cell(self, spec, **kwargs):
         raise NotImplementedError
 
+    def registered_twin(self, spec):
+        """Whether the twin is a cell of `legacy_rnn.keras_cells` (a file using it needs that
+        module imported before loading) rather than a Keras built-in."""
+        return False
+
+    def state_dropout_twin(self, spec):
+        """Whether Keras's `recurrent_dropout` on the twin computes TF1's variational
+        `state_keep_prob` (it drops h_prev in the recurrent matmul only: the same function when
+        the state is used nowhere else, as in SimpleRNN and LSTM's h; not in a GRU's update)."""
+        return False
+
     def to_keras(self, spec, tf1):
         """Keras cell weights (a list in `cell.get_weights()` order) from {relative name: array}."""
         raise NotImplementedError

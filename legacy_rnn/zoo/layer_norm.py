@@ -60,6 +60,9 @@ class LNBasicRNN(cells.CellFamily):
         return keras_cells.LNSimpleRNNCell(spec.units, activation=spec.get("activation"),
                                            epsilon=spec.get("epsilon"), **kwargs)
 
+    def registered_twin(self, spec):
+        return True
+
     def to_keras(self, spec, tf1):
         return [*cells.split_rows(tf1["kernel"], spec.units), tf1["bias"],
                 tf1["layer_norm/gamma"], tf1["layer_norm/beta"]]

@@ -90,6 +90,12 @@ class _LSTMFamily(cells.CellFamily):
     def _uses_builtin(self, spec):
         return True
 
+    def registered_twin(self, spec):
+        return not self._uses_builtin(spec)
+
+    def state_dropout_twin(self, spec):
+        return self._uses_builtin(spec)
+
     def keras_cell(self, spec, **kwargs):
         if self._uses_builtin(spec):
             return keras.layers.LSTMCell(spec.units, activation=spec.get("activation"), **kwargs)

@@ -30,6 +30,9 @@ class BasicRNN(cells.CellFamily):
     def keras_cell(self, spec, **kwargs):
         return keras.layers.SimpleRNNCell(spec.units, activation=spec.get("activation"), **kwargs)
 
+    def state_dropout_twin(self, spec):
+        return True
+
     def to_keras(self, spec, tf1):
         return [*cells.split_rows(tf1["kernel"], spec.units), tf1["bias"]]
 
