@@ -195,14 +195,18 @@ def environment():
 def compute(quick=False, progress=None):
     """{"case|quantity": float32 array} in this environment."""
     from absl import logging
-    logging.set_verbosity(logging.WARNING)
-    results = {}
-    for case, fn in cases(quick):
-        if progress:
-            progress(case)
-        for quantity, value in fn().items():
-            results[f"{case}|{quantity}"] = np.asarray(value, np.float32)
-    return results
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)  # the runs' progress lines say nothing here
+    try:
+        results = {}
+        for case, fn in cases(quick):
+            if progress:
+                progress(case)
+            for quantity, value in fn().items():
+                results[f"{case}|{quantity}"] = np.asarray(value, np.float32)
+        return results
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def main(argv):

@@ -1,6 +1,7 @@
 """The golden check: exact where the numbers were recorded, float32 rounding elsewhere, and a real
 change caught in both cases. Nothing here depends on which CPU recorded the files."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -105,9 +106,9 @@ def test_files_recorded_on_another_cpu_check_in_a_fresh_process(tmp_path):
     result = run_program_module("legacy_rnn.golden", "--check", f"--golden_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     for name in golden.NAMES:
-        assert f"{name}: identical (recorded on another environment: cpu)" in result.stdout or \
-            f"{name}: rounding (recorded on another environment: cpu) - step losses" in \
-            result.stdout, result.stdout
+        # cpu differs, and under another TensorFlow build its versions too.
+        assert re.search(rf"{name}: (identical|rounding) \(recorded on another environment: "
+                         rf"[^)]*\bcpu\b", result.stdout), result.stdout
     assert "golden: 3 experiments match" in result.stdout
 
 
