@@ -195,8 +195,11 @@ def environment():
 def compute(quick=False, progress=None):
     """{"case|quantity": float32 array} in this environment."""
     from absl import logging
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)  # the runs' progress lines say nothing here
+    # The runs' progress lines say nothing here. The logger's own level is restored afterwards
+    # (set_verbosity(get_verbosity()) would pin a NOTSET logger to WARNING for the process).
+    absl_logger = logging.get_absl_logger()
+    level = absl_logger.level
+    absl_logger.setLevel("WARNING")
     try:
         results = {}
         for case, fn in cases(quick):
@@ -206,7 +209,7 @@ def compute(quick=False, progress=None):
                 results[f"{case}|{quantity}"] = np.asarray(value, np.float32)
         return results
     finally:
-        logging.set_verbosity(verbosity)
+        absl_logger.setLevel(level)
 
 
 def main(argv):
