@@ -194,22 +194,15 @@ def environment():
 
 def compute(quick=False, progress=None):
     """{"case|quantity": float32 array} in this environment."""
-    from absl import logging
-    # The runs' progress lines say nothing here. The logger's own level is restored afterwards
-    # (set_verbosity(get_verbosity()) would pin a NOTSET logger to WARNING for the process).
-    absl_logger = logging.get_absl_logger()
-    level = absl_logger.level
-    absl_logger.setLevel("WARNING")
-    try:
-        results = {}
+    from legacy_rnn import programs
+    results = {}
+    with programs.progress_lines_off():
         for case, fn in cases(quick):
             if progress:
                 progress(case)
             for quantity, value in fn().items():
                 results[f"{case}|{quantity}"] = np.asarray(value, np.float32)
-        return results
-    finally:
-        absl_logger.setLevel(level)
+    return results
 
 
 def main(argv):

@@ -103,12 +103,12 @@ def fit(experiment, config, shapes, source):
         elif found[1] != sizes[name]:
             problems.append(f"the cell reads {found[1]} inputs per step, {experiment.name} feeds "
                             f"{sizes[name]}")
-    expected = experiment.variables(config)
-    for name, label in ((OUTPUT_WEIGHTS, "the output weights"),
-                        (OUTPUT_BIASES, "the output biases")):
-        if shapes[name] != tuple(expected[name]):
-            problems.append(f"{label} have shape {list(shapes[name])}, {experiment.name} needs "
-                            f"{list(expected[name])}")
+    labels = {OUTPUT_WEIGHTS: "the output weights", OUTPUT_BIASES: "the output biases"}
+    for pairs in experiment.plain_layers(config).values():
+        for name, shape in pairs:
+            if shapes[name] != tuple(shape):
+                problems.append(f"{labels.get(name, name)} have shape {list(shapes[name])}, "
+                                f"{experiment.name} needs {list(shape)}")
     if problems:
         raise UserError(f"{source} does not fit {experiment.name}: {'; '.join(problems)}.")
     return config

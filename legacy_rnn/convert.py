@@ -131,10 +131,10 @@ def main(holders, argv):
         import keras
         serving.export_keras(keras.saving.load_model(value["output"]),
                              experiment.serving_specs(config), experiment.keras_call,
-                             value["export_dir"], value["overwrite"])
+                             value["export_dir"], value["overwrite"], experiment.head)
         print(f"exported the Keras 3 twin to {value['export_dir']}")
     print(f"wrote {value['output']}: {experiment.name}, n_hidden {config.n_hidden}, "
-          f"{experiment.input_size(config)} inputs per step, {experiment.n_classes} classes")
+          f"{experiment.input_size(config)} inputs per step, {experiment.n_classes} outputs")
     return 0
 
 

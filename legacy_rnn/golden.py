@@ -17,9 +17,9 @@ import platform
 import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
-from legacy_rnn import atomic, drift, experiments, interrupts, training
+from legacy_rnn import atomic, drift, experiments, interrupts, programs, training
 from legacy_rnn.errors import UserError
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -71,8 +71,13 @@ def run(name, learning_rate_scale=1.0):
         "environment": environment(),
         "step_losses": result["step_losses"],
         "probe_logits": result["probe_logits"].tolist(),
-        "metrics": {k: result[k] for k in ("test_accuracy", "test_loss", "global_step")},
+        "metrics": {k: result[k] for k in metric_keys(name)},
     }
+
+
+def metric_keys(name):
+    """The run metrics a golden record of experiment `name` keeps."""
+    return (f"test_{experiments.get(name).metric_name}", "test_loss", "global_step")
 
 
 def quantities(record):
@@ -159,7 +164,7 @@ def load(path, name):
     wrong = [k for k, kind in GOLDEN_KEYS.items()
              if not isinstance(record, dict) or not isinstance(record.get(k), kind)]
     if not wrong and (record["experiment"] != name
-                      or set(record["metrics"]) != {"test_accuracy", "test_loss", "global_step"}):
+                      or set(record["metrics"]) != set(metric_keys(name))):
         wrong = ["experiment" if record["experiment"] != name else "metrics"]
     if not wrong:
         wrong = [label for label, values in quantities(record) if not _numeric(values)]
@@ -216,13 +221,14 @@ def main(holders, argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if holders["update"].value and holders["check"].value:
         raise app.UsageError("--check and --update exclude each other.")
-    logging.set_verbosity(logging.WARNING)  # the tiny runs' progress lines say nothing here
     directory = holders["golden_dir"].value
     if holders["update"].value:
-        update(directory)
+        with programs.progress_lines_off():
+            update(directory)
         print(f"golden: rewrote {len(NAMES)} files in {directory}")
         return 0
-    comparisons = check(directory)
+    with programs.progress_lines_off():
+        comparisons = check(directory)
     for comparison in comparisons:
         print("\n".join(comparison.lines()), file=sys.stdout if comparison.ok else sys.stderr)
     changed = [c.name for c in comparisons if not c.ok]

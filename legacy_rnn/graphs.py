@@ -1,8 +1,17 @@
-"""What every experiment's TF1 graph shares: a fresh seeded graph, the seeds' output layer and
-optimizer, and the gathering of the last relevant output. Built on request, never at import time.
+"""What every experiment's TF1 graph shares: a fresh seeded graph, the output layer, the head
+(loss, metric and serving outputs), the optimizer, and the gathering of the last relevant output.
+Built on request, never at import time.
 
 The output layer is `output/weights` and `output/biases` (the tutorials left them unnamed:
 `Variable` and `Variable_1`; checkpoints.py accepts both).
+
+Heads (`HEADS`), by what the labels are:
+
+| head | labels | loss | metric | serving outputs |
+|---|---|---|---|---|
+| softmax | one-hot float32 `[batch, classes]` | softmax cross-entropy | accuracy | logits, probabilities, classes (int64) |
+| sigmoid | 0/1 float32 `[batch]` | sigmoid cross-entropy on `logits[:, 0]` | accuracy | logits, probabilities, classes (int64) |
+| regression | float32 `[batch, outputs]` | mean squared error | mse | predictions |
 """
 import dataclasses
 
@@ -23,14 +32,15 @@ class Model:
     `serving_inputs` those a client feeds ({placeholder name: placeholder}: not the labels)."""
     graph: tf.Graph
     inputs: tuple
-    logits: tf.Tensor
+    logits: tf.Tensor  # the raw output: logits, or a regression's predictions
     loss: tf.Tensor
-    accuracy: tf.Tensor
+    metric: tf.Tensor  # the head's metric (accuracy, or the mse), averaged over the batch
     train_op: tf.Operation
     global_step: tf.Variable
-    probabilities: tf.Tensor
-    classes: tf.Tensor  # int64 class index
+    serving_outputs: dict  # {name: tensor} of the serving signature
     serving_inputs: dict
+    metric_name: str = "accuracy"
+    training: tf.Tensor | None = None  # a bool placeholder fed True on training steps, if any
 
 
 def last_relevant_output(outputs, seqlen):
@@ -63,22 +73,72 @@ def new_graph(seed):
     return graph
 
 
-def classifier(graph, inputs, features, labels, optimizer, learning_rate):
-    """The seeds' output layer, loss, accuracy and optimizer over `features`."""
-    n_in, n_classes = features.shape[-1], labels.shape[-1]
+def dense(features, n_out, init="normal"):
+    """`features @ output/weights + output/biases`. `init="normal"`: the seeds' N(0, 1) for both;
+    `"glorot"`: Keras `Dense`'s defaults (glorot uniform kernel, zero bias)."""
+    n_in = features.shape[-1]
     with tf.compat.v1.name_scope("output"):
-        # The seed initialises the output layer from N(0, 1), not Glorot.
-        weights = tf.Variable(tf.random.normal([n_in, n_classes]), name="weights")
-        biases = tf.Variable(tf.random.normal([n_classes]), name="biases")
-    logits = tf.matmul(features, weights) + biases
-    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-    correct = tf.equal(tf.argmax(logits, 1), tf.argmax(labels, 1))
-    accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
+        if init == "normal":
+            weights = tf.Variable(tf.random.normal([n_in, n_out]), name="weights")
+            biases = tf.Variable(tf.random.normal([n_out]), name="biases")
+        else:
+            weights = tf.Variable(tf.compat.v1.glorot_uniform_initializer()([n_in, n_out]),
+                                  name="weights")
+            biases = tf.Variable(tf.zeros([n_out]), name="biases")
+    return tf.matmul(features, weights) + biases
+
+
+def head_ops(head, logits, labels):
+    """(loss, metric, metric name) of `head` over the batch."""
+    if head == "softmax":
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=labels,
+                                                                      logits=logits))
+        correct = tf.equal(tf.argmax(logits, 1), tf.argmax(labels, 1))
+        return loss, tf.reduce_mean(tf.cast(correct, tf.float32)), "accuracy"
+    if head == "sigmoid":
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                                      logits=logits[:, 0]))
+        correct = tf.equal(tf.cast(logits[:, 0] > 0, tf.float32), labels)
+        return loss, tf.reduce_mean(tf.cast(correct, tf.float32)), "accuracy"
+    if head == "regression":
+        mse = tf.reduce_mean(tf.square(logits - labels))
+        return mse, mse, "mse"
+    raise ValueError(f"head {head!r}: one of {', '.join(HEADS)}")
+
+
+def serving_outputs(head, logits, named=False):
+    """{name: tensor} of the serving signature from the logits (`named`: as graph tensor
+    names, for a TF1 graph)."""
+    def name(n):
+        return n if named else None
+    if head == "regression":
+        return {"predictions": tf.identity(logits, name=name("predictions"))}
+    if head == "softmax":
+        probabilities = tf.nn.softmax(logits, name=name("probabilities"))
+        classes = tf.argmax(logits, 1, name=name("classes"))
+    else:
+        probabilities = tf.sigmoid(logits, name=name("probabilities"))
+        classes = tf.cast(logits[:, 0] > 0, tf.int64, name=name("classes"))
+    return {"logits": logits, "probabilities": probabilities, "classes": classes}
+
+
+HEADS = ("softmax", "sigmoid", "regression")
+
+
+def trained(graph, inputs, logits, labels, optimizer, learning_rate, head="softmax",
+            training=None):
+    """The Model: `head`'s loss and metric over `logits`, and the optimizer minimising it."""
+    loss, metric, metric_name = head_ops(head, logits, labels)
     global_step = tf.compat.v1.train.get_or_create_global_step()
     train_op = OPTIMIZERS[optimizer](learning_rate).minimize(loss, global_step=global_step)
     # For serving; created last, so no random op's graph-derived seed moves.
-    probabilities = tf.nn.softmax(logits, name="probabilities")
-    classes = tf.argmax(logits, 1, name="classes")
+    outputs = serving_outputs(head, logits, named=True)
     serving = {p.op.name: p for p in inputs if p is not labels}
-    return Model(graph, inputs, logits, loss, accuracy, train_op, global_step, probabilities,
-                 classes, serving)
+    return Model(graph, inputs, logits, loss, metric, train_op, global_step, outputs, serving,
+                 metric_name, training)
+
+
+def classifier(graph, inputs, features, labels, optimizer, learning_rate):
+    """The seeds' output layer, loss, accuracy and optimizer over `features`."""
+    logits = dense(features, labels.shape[-1])
+    return trained(graph, inputs, logits, labels, optimizer, learning_rate)

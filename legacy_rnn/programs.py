@@ -5,6 +5,7 @@ each named after a field of the experiment's config or of `training.TrainConfig`
 program's seed defaults (so `--help` shows what it runs with). Flags exist only in the process of
 the program that defines them: the library never reads them, and nothing is defined at import.
 """
+import contextlib
 import dataclasses
 import warnings
 
@@ -32,6 +33,8 @@ def define_shared(experiment, flag_values=flags.FLAGS):
     config, train, fv = experiment.config, experiment.train, flag_values
     holders = [
         positive_int("batch_size", train.batch_size, "Training batch size.", fv),
+        positive_int("epochs", train.epochs, "Passes over the training split, each ended by "
+                     "an evaluation on the validation split.", fv) if train.epochs else
         positive_int("training_iters", train.training_iters, "Training examples to draw, as in "
                      "the seeds: (training_iters - 1) // batch_size steps.", fv),
         positive_int("display_step", train.display_step,
@@ -51,14 +54,14 @@ def define_shared(experiment, flag_values=flags.FLAGS):
                             "in, logits / probabilities / classes out).", flag_values=fv),
         flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.",
                           flag_values=fv),
-        flags.DEFINE_float("learning_rate", config.learning_rate, "Learning rate.",
-                           flag_values=fv),
+        flags.DEFINE_float("learning_rate", config.learning_rate, "Learning rate" + (
+            "." if config.learning_rate else " (default: the model's own)."), flag_values=fv),
         non_negative_int("seed", config.seed, "Seeds the graph, the data order and any "
                          "generated data.", fv),
         non_negative_int("test_len", config.test_len, "Evaluate on the first test_len test "
                          "examples; 0 evaluates on the whole test split.", fv),
     ]
-    flags.register_validator("learning_rate", lambda v: v > 0,
+    flags.register_validator("learning_rate", lambda v: v is None or v > 0,
                              message="--learning_rate must be a positive number.", flag_values=fv)
     return holders
 
@@ -101,3 +104,18 @@ def quiet_tf1_notices():
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=r"`tf.nn.rnn_cell.* is deprecated")
+
+
+@contextlib.contextmanager
+def progress_lines_off():
+    """absl's INFO lines (training progress) off inside, for tools that run tiny trainings whose
+    progress says nothing. The logger's own level is restored afterwards, so a tool called
+    in-process leaves the process's logging as it found it (`set_verbosity(get_verbosity())`
+    would pin a NOTSET logger to WARNING)."""
+    absl_logger = logging.get_absl_logger()
+    level = absl_logger.level
+    absl_logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        absl_logger.setLevel(level)

@@ -4,7 +4,8 @@ with one signature, so a client cannot tell the two apart.
     signature "serving_default", tag "serve"
     inputs   named after the graph's placeholders (mnist: images float32 [None, 784];
              toy: x float32 [None, seq_max_len, 1], seqlen int32 [None]); the batch is open
-    outputs  logits float32 [None, classes], probabilities float32, classes int64 [None]
+    outputs  classifiers: logits float32 [None, classes], probabilities float32,
+             classes int64 [None]; regressions: predictions float32 [None, outputs]
 
 A client needs TensorFlow only:
 
@@ -41,8 +42,7 @@ def export_tf1(sess, model, saver, export_dir, overwrite=False):
     variables `saver` holds (`tf.compat.v1.saved_model.Builder`)."""
     signature = tf.compat.v1.saved_model.predict_signature_def(
         inputs=model.serving_inputs,
-        outputs={"logits": model.logits, "probabilities": model.probabilities,
-                 "classes": model.classes})
+        outputs=model.serving_outputs)
     check_export_dir(export_dir, overwrite)
     with atomic.directory(export_dir, "--export_dir", create=False) as target:
         builder = tf.compat.v1.saved_model.Builder(target)
@@ -52,17 +52,17 @@ def export_tf1(sess, model, saver, export_dir, overwrite=False):
         builder.save()
 
 
-def export_keras(keras_model, specs, call, export_dir, overwrite=False):
+def export_keras(keras_model, specs, call, export_dir, overwrite=False, head="softmax"):
     """Writes the Keras 3 twin with the same signature: `specs` {input name: tf.TensorSpec},
-    `call(model, **inputs)` -> logits (`keras.export.ExportArchive`)."""
+    `call(model, **inputs)` -> logits, `head` as the graph's (`keras.export.ExportArchive`)."""
     import keras
+
+    from legacy_rnn import graphs
 
     names = list(specs)
 
     def serve(*tensors):
-        logits = call(keras_model, **dict(zip(names, tensors)))
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits),
-                "classes": tf.argmax(logits, 1)}
+        return graphs.serving_outputs(head, call(keras_model, **dict(zip(names, tensors))))
 
     check_export_dir(export_dir, overwrite)
     with atomic.directory(export_dir, "--export_dir", create=False) as target:

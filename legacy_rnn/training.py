@@ -47,6 +47,15 @@ class TrainConfig:
     eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
     export_dir: str | None = None  # after evaluating: a SavedModel of the inference graph here
     overwrite: bool = False  # replace a non-empty export_dir
+    epochs: int = 0  # > 0: train this many epochs (replaces training_iters), validating each
+
+
+def train_steps(config, train_set):
+    """Steps a run trains: `epochs` passes over `train_set` (whose `steps_per_epoch` says how many
+    batches one is), or the seeds' count from `training_iters`."""
+    if config.epochs:
+        return config.epochs * train_set.steps_per_epoch(config.batch_size)
+    return num_steps(config.training_iters, config.batch_size)
 
 
 def num_steps(training_iters, batch_size):
@@ -55,16 +64,18 @@ def num_steps(training_iters, batch_size):
 
 
 def evaluate(sess, model, inputs):
-    """(mean loss, accuracy) of `model` over the arrays `inputs`, fed in chunks."""
+    """(mean loss, mean metric) of `model` over the arrays `inputs`, fed in chunks (an accuracy
+    as a count of correct examples, exactly)."""
     n = len(inputs[0])
-    loss_sum = correct = 0.0
+    loss_sum = metric_sum = 0.0
     for start in range(0, n, EVAL_CHUNK):
         feed = {p: a[start:start + EVAL_CHUNK] for p, a in zip(model.inputs, inputs)}
-        loss, accuracy = sess.run([model.loss, model.accuracy], feed)
+        loss, metric = sess.run([model.loss, model.metric], feed)
         k = len(feed[model.inputs[0]])
         loss_sum += float(loss) * k
-        correct += round(float(accuracy) * k)
-    return loss_sum / n, correct / n
+        metric_sum += (round(float(metric) * k) if model.metric_name == "accuracy"
+                       else float(metric) * k)
+    return loss_sum / n, metric_sum / n
 
 
 def _prepare_model_dir(model_dir):
@@ -152,7 +163,7 @@ class _Persistence:
             self.saver = tf.compat.v1.train.Saver(max_to_keep=3, save_relative_paths=True)
             self.summaries = tf.compat.v1.summary.merge([
                 tf.compat.v1.summary.scalar("loss", model.loss),
-                tf.compat.v1.summary.scalar("accuracy", model.accuracy)])
+                tf.compat.v1.summary.scalar(model.metric_name, model.metric)])
         self.writer = None
         self.metrics_path = os.path.join(self.dir, METRICS_FILE) if self.dir else None
 
@@ -247,7 +258,7 @@ class _Persistence:
 
 
 def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run_config=None,
-                       probe_size=0, final_weights=False):
+                       probe_size=0, final_weights=False, valid_inputs=None):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
 
     With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
@@ -257,22 +268,26 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     settings is refused. Returns the metrics (as written to metrics.json) plus `step_losses`
     (every step run in this process) and `probe_logits`, the trained model's logits on the first
     `probe_size` test examples; with `final_weights`, also {variable name: trained value}.
+    With `config.epochs`, each epoch ends with an evaluation on `valid_inputs` (the test inputs
+    when None), logged and kept in `epoch_history`; `valid_inputs` are also evaluated at the end.
     """
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
     serving.check_export_dir(config.export_dir, config.overwrite)  # before any training
     if not config.model_dir:
-        return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
-                                   probe_size, final_weights)
+        return _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map,
+                                   signature, probe_size, final_weights)
     _prepare_model_dir(config.model_dir)
     with ModelDirLock(config.model_dir):
-        return _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature,
-                                   probe_size, final_weights)
+        return _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map,
+                                   signature, probe_size, final_weights)
 
 
-def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signature, probe_size,
-                        final_weights):
-    steps = 0 if config.eval_only else num_steps(config.training_iters, config.batch_size)
+def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map, signature,
+                        probe_size, final_weights):
+    steps = 0 if config.eval_only else train_steps(config, train_set)
+    per_epoch = train_set.steps_per_epoch(config.batch_size) if config.epochs else 0
+    name = model.metric_name
     store = _Persistence(model, config, signature)
     with model.graph.as_default():
         init = tf.compat.v1.global_variables_initializer()
@@ -288,32 +303,39 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
     with tf.compat.v1.Session(graph=model.graph) as sess, contextlib.closing(store):
         with interrupts.phase("initialising and restoring the weights"):
             sess.run(init)
-            first_step, history = _restore(sess, model, config, store, init_saver)
+            first_step, history, epoch_history = _restore(sess, model, config, store,
+                                                          init_saver)
         store.open_writer()
         examples = skipped = sum(len(train_set.next_batch(config.batch_size)[0])
                                  for _ in range(first_step - 1))  # what the checkpoint has seen
 
         def progress_metrics(step, status):
-            return {"status": status, "global_step": step, "train_examples": examples,
-                    "train_history": history}
+            progress = {"status": status, "global_step": step, "train_examples": examples,
+                        "train_history": history}
+            return {**progress, "epoch_history": epoch_history} if per_epoch else progress
 
         step_losses = []
         start = window_start = time.perf_counter()
         window_examples = 0
         last_saved = first_step - 1
         step = first_step - 1
+        epoch_sums = [0.0, 0.0, 0]  # loss, metric sums and examples of this epoch in this process
         with interrupts.deferred():
             for step in range(first_step, steps + 1):
                 batch = train_set.next_batch(config.batch_size)
                 display = step == 1 or step % config.display_step == 0 or step == steps
-                # Accuracy and summaries only where shown: ops not fetched are not run.
+                # The metric and summaries only where shown (or averaged over an epoch): ops not
+                # fetched are not run.
                 fetches = [model.train_op, model.loss]
-                if display:
-                    fetches.append(model.accuracy)
-                    if store.writer:
-                        fetches.append(store.summaries)
+                if display or per_epoch:
+                    fetches.append(model.metric)
+                if display and store.writer:
+                    fetches.append(store.summaries)
+                feed = dict(zip(model.inputs, batch))
+                if model.training is not None:
+                    feed[model.training] = True
                 try:
-                    _, loss, *shown = sess.run(fetches, dict(zip(model.inputs, batch)))
+                    _, loss, *shown = sess.run(fetches, feed)
                 except tf.errors.ResourceExhaustedError as e:
                     raise UserError(
                         f"Out of memory at training step {step} "
@@ -330,17 +352,28 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
                 step_losses.append(float(loss))
                 examples += len(batch[0])
                 window_examples += len(batch[0])
+                if per_epoch:  # weighted by batch size, as Keras averages an epoch
+                    k = len(batch[0])
+                    epoch_sums = [epoch_sums[0] + float(loss) * k,
+                                  epoch_sums[1] + float(shown[0]) * k, epoch_sums[2] + k]
                 if display:
-                    accuracy, *summary = shown
+                    metric, *summary = shown
                     now = time.perf_counter()
                     rate = window_examples / (now - window_start)
                     window_start, window_examples = now, 0
-                    logging.info("step %d/%d  examples %d  minibatch loss %.6f  accuracy %.4f  "
-                                 "%.0f examples/s", step, steps, examples, loss, accuracy, rate)
+                    logging.info("step %d/%d  examples %d  minibatch loss %.6f  %s %.4f  "
+                                 "%.0f examples/s", step, steps, examples, loss, name, metric,
+                                 rate)
                     history.append({"step": step, "examples": examples, "loss": float(loss),
-                                    "accuracy": float(accuracy)})
+                                    name: float(metric)})
                     if summary:
                         store.writer.add_summary(summary[0], step)
+                if per_epoch and step % per_epoch == 0:
+                    epoch_history.append(_end_epoch(sess, model, step // per_epoch,
+                                                    config.epochs, epoch_sums,
+                                                    test_inputs if valid_inputs is None
+                                                    else valid_inputs, store, step))
+                    epoch_sums = [0.0, 0.0, 0]
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
                     store.save(sess, step, progress_metrics(step, "training"))
                     last_saved = step
@@ -358,7 +391,9 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
 
         try:
             with interrupts.phase("evaluating"):
-                test_loss, test_accuracy = evaluate(sess, model, test_inputs)
+                test_loss, test_metric = evaluate(sess, model, test_inputs)
+                valid = {} if valid_inputs is None else dict(zip(
+                    ("valid_loss", f"valid_{name}"), evaluate(sess, model, valid_inputs)))
         except interrupts.Interrupted as e:
             prefix = None
             if config.model_dir and not config.eval_only:
@@ -369,7 +404,8 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
                           f"{steps}", prefix, "evaluate it")) from None
         metrics = {
             **progress_metrics(final_step, "evaluated" if config.eval_only else "complete"),
-            "test_accuracy": test_accuracy,
+            **valid,
+            f"test_{name}": test_metric,
             "test_loss": test_loss,
             "test_examples": len(test_inputs[0]),
             "train_seconds": train_seconds,
@@ -382,7 +418,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, init_map, signatu
                     store.write_metrics(metrics)
             else:
                 store.save(sess, final_step, metrics)
-            store.scalars(final_step, test_accuracy=test_accuracy, test_loss=test_loss)
+            store.scalars(final_step, **{f"test_{name}": test_metric, "test_loss": test_loss})
             interrupts.raise_pending("saving the final checkpoint and metrics.json: the run "
                                      "completed and both were written")
         if config.export_dir:
@@ -405,9 +441,11 @@ def _restore(sess, model, config, store, init_saver):
     returns (first step to run, the train_history so far)."""
     from legacy_rnn.checkpoints import load_tensors  # damaged-file messages, shared
     resume_from = None if config.eval_only else store.latest()
-    history = []
+    history, epoch_history = [], []
     if resume_from:
-        history = store.previous_metrics().get("train_history", [])
+        previous = store.previous_metrics()
+        history = previous.get("train_history", [])
+        epoch_history = previous.get("epoch_history", [])
         try:
             store.saver.restore(sess, resume_from)
         except (tf.errors.OpError, ValueError) as e:
@@ -426,7 +464,27 @@ def _restore(sess, model, config, store, init_saver):
                             "missing. Use another checkpoint.") from None
         logging.info("started from %s", config.init_checkpoint)
     first_step = int(sess.run(model.global_step)) + 1
-    return first_step, [h for h in history if h["step"] < first_step]
+    return (first_step, [h for h in history if h["step"] < first_step],
+            [h for h in epoch_history if isinstance(h, dict) and h.get("step", first_step)
+             < first_step])
+
+
+def _end_epoch(sess, model, epoch, epochs, sums, valid_inputs, store, step):
+    """Logs and returns the epoch's record: the mean training loss and metric over its steps
+    (those this process ran, after a resume), and the loss and metric on `valid_inputs`."""
+    name = model.metric_name
+    loss_sum, metric_sum, n = sums
+    valid_loss, valid_metric = evaluate(sess, model, valid_inputs)
+    record = {"epoch": epoch, "step": step,
+              "train_loss": loss_sum / n if n else None,
+              f"train_{name}": metric_sum / n if n else None,
+              "valid_loss": valid_loss, f"valid_{name}": valid_metric}
+    shown = "  ".join(f"{k} {v:.6f}" for k, v in record.items()
+                      if k not in ("epoch", "step") and v is not None)
+    logging.info("epoch %d/%d  %s", epoch, epochs, shown)
+    store.scalars(step, **{k: v for k, v in record.items()
+                           if k not in ("epoch", "step") and v is not None})
+    return record
 
 
 def _stopped_message(signum, what, prefix, rerun_to):

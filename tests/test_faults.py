@@ -108,7 +108,7 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_pat
     assert f"resuming from step {stopped['global_step']} " in stderr
     assert "SIGINT received" in stderr and "Traceback" not in stderr
 
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever another test left it at
         status, err = program_in_process("toy_dynamic_rnn", [*LONG, f"--model_dir={run}"], capsys)
     assert status == 0, err
     assert "resuming from step" in caplog.text

@@ -84,7 +84,9 @@ def test_toy_smoke_is_offline_and_complete(tmp_path, capsys, caplog):
     # In-process: the toy's command line runs in subprocesses in tests/test_faults.py.
     from test_faults import program_in_process
     run = tmp_path / "run"
-    with caplog.at_level("INFO"):
+    # The absl logger's own level: another test in this process may have left it at WARNING
+    # (tf_keras's SavedModel writer does).
+    with caplog.at_level("INFO", logger="absl"):
         status, err = program_in_process(
             "toy_dynamic_rnn", ["--flagfile=flags/toy_dynamic_rnn_smoke.cfg",
                                 f"--model_dir={run}"], capsys)

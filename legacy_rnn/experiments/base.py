@@ -3,8 +3,10 @@
 An experiment is one tutorial program: its configuration (a frozen dataclass whose defaults are
 the seed's), its TF1 graph, its Keras 3 twin, its data, and its own flags. Its recurrent part is
 a zoo `Block`, so its variables, checkpoint reading and weight conversion in both directions are
-the zoo's, written once here; the output layer is the seeds' `logits = features @ W + b`
-(`graphs.OUTPUT_WEIGHTS`, `graphs.OUTPUT_BIASES`), a Keras `Dense` named `output`.
+the zoo's, written once here. Its other layers (`plain_layers`: by default the seeds' output
+layer `logits = features @ W + b`, `graphs.OUTPUT_WEIGHTS` and `graphs.OUTPUT_BIASES`, a Keras
+`Dense` named `output`; an embedding) hold the same arrays in both frameworks. `head` says what
+the logits are for (`graphs.HEADS`: softmax, sigmoid or regression).
 
 Adding an experiment: a module under `legacy_rnn/experiments/` with one `Experiment` subclass,
 registered with `register`, its import in `legacy_rnn/experiments/__init__.py`, a 4-line program
@@ -37,9 +39,11 @@ def get(name):
 @dataclasses.dataclass(frozen=True)
 class Data:
     """`train.next_batch(n)` gives batch tuples in the graph's input order; `test` is the tuple
-    of test arrays in the same order (labels included)."""
+    of test arrays in the same order (labels included); `valid` likewise, if the experiment has
+    a validation split (epoch-trained experiments without one validate on `test`)."""
     train: object
     test: tuple
+    valid: tuple | None = None
 
 
 class Experiment:
@@ -48,7 +52,9 @@ class Experiment:
     config = None  # the seed's configuration (a frozen dataclass instance)
     train = training.TrainConfig()  # the seed's training settings
     golden = None  # a tiny configuration: golden numbers, the canary, fast tests
-    n_classes = 0
+    n_classes = 0  # outputs of the logits
+    head = "softmax"  # graphs.HEADS
+    plain_layer_names = ("output",)  # every Keras layer name `plain_layers` can give
 
     # --- What each experiment defines ----------------------------------------------------
     def block(self, config):
@@ -82,8 +88,18 @@ class Experiment:
         return []
 
     def result_line(self, metrics):
-        """The last line a program prints on stdout."""
+        """The last line(s) a program prints on stdout."""
         return f"test_accuracy: {metrics['test_accuracy']:.4f}"
+
+    def resolved(self, config):
+        """`config` with defaults that depend on other settings filled in (before building)."""
+        return config
+
+    def plain_layers(self, config):
+        """{Keras layer name: ((TF1 variable name, shape), ...)}: the layers outside the
+        recurrent block whose Keras weights are the TF1 variables as they are, in order."""
+        return {"output": ((graphs.OUTPUT_WEIGHTS, (self.features(config), self.n_classes)),
+                           (graphs.OUTPUT_BIASES, (self.n_classes,)))}
 
     def random_feeds(self, config, batch, rng):
         """A random batch tuple in the graph's input order (benchmarks, parity tests)."""
@@ -103,14 +119,19 @@ class Experiment:
         return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()}
 
     # --- Generic --------------------------------------------------------------------------
+    @property
+    def metric_name(self):
+        """What its evaluation reports beside the loss (graphs.head_ops)."""
+        return "mse" if self.head == "regression" else "accuracy"
+
     def features(self, config):
         return self.block(config).output_size
 
     def variables(self, config):
         """{TF1 variable name: shape} of every trainable variable of the graph."""
-        return {**self.block(config).variables(self.input_size(config)),
-                graphs.OUTPUT_WEIGHTS: (self.features(config), self.n_classes),
-                graphs.OUTPUT_BIASES: (self.n_classes,)}
+        plain = {name: tuple(shape) for pairs in self.plain_layers(config).values()
+                 for name, shape in pairs}
+        return {**self.block(config).variables(self.input_size(config)), **plain}
 
     def with_units(self, config, units):
         return dataclasses.replace(config, n_hidden=units)
@@ -127,35 +148,43 @@ class Experiment:
             relative = {k[len(prefix) + 1:]: v for k, v in tf1.items()
                         if k.startswith(prefix + "/")}
             layers[name].set_weights(level.cell.family.to_keras(level.cell, relative))
-        model.get_layer("output").set_weights([tf1[graphs.OUTPUT_WEIGHTS],
-                                               tf1[graphs.OUTPUT_BIASES]])
+        for layer, pairs in self.plain_layers(config).items():
+            model.get_layer(layer).set_weights([tf1[name] for name, _ in pairs])
         return model
 
     def keras_arrays(self, model):
         """{zoo cell name or "output": the twin's weights as numpy arrays}."""
         arrays = {name: layer.get_weights() for name, layer in self.rnn_layers(model).items()}
-        arrays["output"] = model.get_layer("output").get_weights()
+        for layer in self._plain_names(model):
+            arrays[layer] = model.get_layer(layer).get_weights()
         return arrays
 
     def keras_variables(self, model):
         """{zoo cell name or "output": the twin's trainable variables} (for gradients)."""
         variables = {name: layer.trainable_weights
                      for name, layer in self.rnn_layers(model).items()}
-        variables["output"] = model.get_layer("output").trainable_weights
+        for layer in self._plain_names(model):
+            variables[layer] = model.get_layer(layer).trainable_weights
         return variables
+
+    def _plain_names(self, model):
+        present = {layer.name for layer in model.layers}
+        return [name for name in self.plain_layer_names if name in present]
 
     def to_tf1(self, config, arrays, gradients=False):
         """TF1 variables {name: array} from `keras_arrays`-style arrays (weights, or gradients
         with `gradients=True`): the inverse of `to_keras`."""
         tf1 = blocks.from_keras(self.block(config), arrays, gradients)
-        tf1[graphs.OUTPUT_WEIGHTS], tf1[graphs.OUTPUT_BIASES] = (np.asarray(a) for a in
-                                                                 arrays["output"])
+        for layer, pairs in self.plain_layers(config).items():
+            for (name, _), array in zip(pairs, arrays[layer]):
+                tf1[name] = np.asarray(array)
         return tf1
 
     def run(self, config, train, data=None, probe_size=0, final_weights=False):
         """Trains and evaluates; `data` overrides reading it. `probe_size`: also return the
         trained model's logits on that many test examples; `final_weights`: the trained
         variables."""
+        config = self.resolved(config)
         with interrupts.phase("reading the checkpoint to start from"):
             train, init_map = self._init_from(config, train)
         if data is None:
@@ -165,7 +194,8 @@ class Experiment:
             model = self.build_graph(config)
         test = _head(data.test, config.test_len)
         return training.train_and_evaluate(model, train, data.train, test, init_map,
-                                           dataclasses.asdict(config), probe_size, final_weights)
+                                           dataclasses.asdict(config), probe_size, final_weights,
+                                           data.valid)
 
     def _init_from(self, config, train):
         """(train config with the checkpoint prefix resolved, {graph var: checkpoint var})."""
