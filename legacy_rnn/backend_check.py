@@ -8,8 +8,9 @@ losses, the converted `.keras` files) and reads the report. Each case in `CASES_
 
 - `forward`: load `file`, call it on the saved inputs, largest |Keras - TF1| difference;
 - `train`: load `file`, compile with Adam(learning_rate, epsilon=1e-8) (TF1's AdamOptimizer) and
-  softmax cross-entropy on logits, `train_on_batch` on each saved batch; the losses (each before
-  its update, as TF1's `sess.run([train_op, loss])` reports them) against the TF1 program's;
+  the loss of the experiment's `head` (softmax or sigmoid cross-entropy on logits, or MSE),
+  `train_on_batch` on each saved batch; the losses (each before its update, as TF1's
+  `sess.run([train_op, loss])` reports them) against the TF1 program's;
 - `time`: median seconds of `train_on_batch` on the saved batch after warm-up.
 """
 import json
@@ -46,8 +47,11 @@ def forward(case, directory):
 
 def _compiled(case, directory):
     model = keras.saving.load_model(os.path.join(directory, case["file"]))
+    losses = {"softmax": keras.losses.CategoricalCrossentropy(from_logits=True),
+              "sigmoid": keras.losses.BinaryCrossentropy(from_logits=True),
+              "regression": keras.losses.MeanSquaredError()}
     model.compile(optimizer=keras.optimizers.Adam(case["learning_rate"], epsilon=1e-8),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+                  loss=losses[case.get("head", "softmax")])
     return model
 
 

@@ -66,7 +66,7 @@ def _save_inputs(path, inputs, **arrays):
 def _experiment_cases(directory, rng):
     cases = []
     for name, experiment in experiments.EXPERIMENTS.items():
-        config = experiment.golden
+        config = experiment.resolved(experiment.golden)
         model = experiment.build_graph(config)
         sess = _bumped_session(model.graph, 1)
         with model.graph.as_default():
@@ -132,7 +132,8 @@ def _training_case(directory, rng, name="mnist_birnn"):
     np.savez(os.path.join(directory, f"{name}_train.npz"), losses=np.array(losses), **arrays)
     return [{"name": f"{name}: {TRAIN_STEPS} Adam steps (epsilon 1e-8)", "kind": "train",
              "file": f"{name}_train.keras", "data": f"{name}_train.npz",
-             "learning_rate": config.learning_rate, "steps": TRAIN_STEPS, "atol": ATOL}]
+             "learning_rate": config.learning_rate, "steps": TRAIN_STEPS, "atol": ATOL,
+             "head": experiment.head}]
 
 
 def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train="mnist_birnn"):

@@ -44,12 +44,16 @@ class Sizes:
 
 FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128, 28, 28),
                          ("mnist_birnn", 512, 128, 28, 28), ("mnist_birnn", 128, 128, 28, 28),
-                         ("toy_dynamic_rnn", 64, 128, 20, 1)),
+                         ("toy_dynamic_rnn", 64, 128, 20, 1), ("series_rnn", 20, 32, 50, 1),
+                         ("imdb_rnn", 64, 128, 80, 100)),
              seq_lens=(28, 100, 300, 1000), scaling_hidden=128, scaling_batch=128,
              warmup=3, steps=15, matmul_sizes=(1024, 2048, 4096))
-SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1),),
+SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1), ("series_rnn", 4, 8, 50, 1)),
               seq_lens=(4,), scaling_hidden=4, scaling_batch=4, warmup=1, steps=2,
               matmul_sizes=(128,), scaling_in_subprocess=False, backends=("jax",))
+
+
+LSTM_FLOPS = ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")  # one LSTM cell: lstm_train_flops
 
 
 def lstm_train_flops(batch, steps, n_input, n_hidden, directions, n_classes):
@@ -117,6 +121,8 @@ def legacy_step(name, rnn, n_hidden, batch, warmup, repeats, **shape):
     build = time.perf_counter() - start
     feeds = experiment.random_feeds(config, batch, np.random.default_rng(0), **shape)
     feed = dict(zip(model.inputs, feeds))
+    if model.training is not None:  # dropout on, as in the program's training steps
+        feed[model.training] = True
     with tf.compat.v1.Session(graph=model.graph) as sess:
         sess.run(init)
         start = time.perf_counter()
@@ -131,8 +137,10 @@ def keras_step(name, n_hidden, batch, warmup, repeats):
     import keras
     experiment, config = _config(name, "static", n_hidden)
     model = experiment.keras_model(config)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    losses = {"softmax": keras.losses.CategoricalCrossentropy(from_logits=True),
+              "sigmoid": keras.losses.BinaryCrossentropy(from_logits=True),
+              "regression": keras.losses.MeanSquaredError()}
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses[experiment.head])
     feeds = experiment.random_feeds(config, batch, np.random.default_rng(0))
     inputs = experiment.keras_inputs(feeds)
     return _timed(lambda: model.train_on_batch(inputs, feeds[1]), warmup, repeats)
@@ -198,9 +206,11 @@ def run_benchmark(sizes, out_dir):
     logging.info("matmul peak %.1f GFLOP/s (n in %s)", peak, sizes.matmul_sizes)
     rows = []
     for name, n_hidden, batch, steps, n_input in sizes.step_cases:
+        # The FLOP rate for the single-LSTM experiments; the others' rows give times only.
         flops = lstm_train_flops(batch, steps, n_input, n_hidden,
                                  2 if name == "mnist_birnn" else 1,
-                                 2 if name == "toy_dynamic_rnn" else 10)
+                                 2 if name == "toy_dynamic_rnn" else 10) if name in LSTM_FLOPS \
+            else None
         keras_s = keras_step(name, n_hidden, batch, sizes.warmup, sizes.steps)
         for rnn in graphs.RNN_APIS:
             _, _, legacy_s = legacy_step(name, rnn, n_hidden, batch, sizes.warmup, sizes.steps)
@@ -208,9 +218,9 @@ def run_benchmark(sizes, out_dir):
                          "legacy_ms": legacy_s * 1e3, "keras_ms": keras_s * 1e3,
                          "legacy_examples_per_sec": batch / legacy_s,
                          "keras_examples_per_sec": batch / keras_s,
-                         "legacy_gflops": flops / legacy_s / 1e9,
-                         "legacy_utilisation": flops / legacy_s / 1e9 / peak,
-                         "keras_utilisation": flops / keras_s / 1e9 / peak,
+                         "legacy_gflops": flops and flops / legacy_s / 1e9,
+                         "legacy_utilisation": flops and flops / legacy_s / 1e9 / peak,
+                         "keras_utilisation": flops and flops / keras_s / 1e9 / peak,
                          "legacy_over_keras": legacy_s / keras_s,
                          **{f"keras_{b}_ms": ms
                             for b, ms in on_backends.get((name, n_hidden), {}).items()}})
@@ -257,6 +267,10 @@ def plot_scaling(scaling, path, model):
     plt.close(fig)
 
 
+def _percent(fraction):
+    return "n/a" if fraction is None else f"{fraction:.0%}"
+
+
 def format_table(results):
     others = [b for b in results.get("backends", []) if b != "tensorflow"]
     lines = [f"matmul peak: {results['matmul_peak_gflops']:.1f} GFLOP/s", "",
@@ -267,7 +281,8 @@ def format_table(results):
         lines.append(f"{r['model']:16s} {r['n_hidden']:5d} {r['rnn']:8s} {r['legacy_ms']:10.1f} "
                      f"{r['keras_ms']:9.1f} {r['legacy_over_keras']:12.2f} "
                      f"{r['legacy_examples_per_sec']:11.0f} {r['keras_examples_per_sec']:10.0f} "
-                     f"{r['legacy_utilisation']:11.0%} {r['keras_utilisation']:10.0%}" +
+                     f"{_percent(r['legacy_utilisation']):>11s} "
+                     f"{_percent(r['keras_utilisation']):>10s}" +
                      "".join(f" {r.get(f'keras_{b}_ms', float('nan')):14.1f}" for b in others))
     lines += ["", f"{'rnn':8s} {'length':>6s} {'build s':>8s} {'first step s':>12s} "
                   f"{'step ms':>8s} {'peak MiB':>9s}"]

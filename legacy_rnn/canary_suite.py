@@ -118,9 +118,9 @@ def golden_case(name):
 def keras_case(name):
     """The Keras 3 twin of experiment `name` with fixed weights: logits and gradients."""
     import tensorflow as tf
-    from legacy_rnn import experiments
+    from legacy_rnn import experiments, graphs
     experiment = experiments.get(name)
-    config = experiment.golden
+    config = experiment.resolved(experiment.golden)
     shapes = experiment.variables(config)
     tf1 = {k: _fixed(f"keras/{name}/{k}", shape) for k, shape in shapes.items()}
     model = experiment.to_keras(config, tf1)
@@ -129,7 +129,7 @@ def keras_case(name):
     variables = experiment.keras_variables(model)
     with tf.GradientTape() as tape:
         logits = model(inputs)
-        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+        loss = graphs.head_ops(experiment.head, logits, labels)[0]
     grads = experiment.to_tf1(config, {k: [g.numpy() for g in v] for k, v in
                                        tape.gradient(loss, variables).items()}, gradients=True)
     return {"logits": logits.numpy(),

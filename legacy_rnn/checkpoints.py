@@ -121,6 +121,11 @@ def checkpoint_map(prefix, experiment, config, candidates=()):
     experiments) the checkpoint looks like when it is another one.
     """
     available = list_variables(prefix)
+    for candidate in experiment.checkpoint_configs(config, available):
+        names = list(experiment.variables(candidate))
+        if len(_name_map(available, names)) == len(names):
+            config = candidate
+            break
     names = list(experiment.variables(config))
     found = _name_map(available, names)
     missing = [n for n in names if n not in found]

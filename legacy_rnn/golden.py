@@ -57,7 +57,7 @@ def train_golden(name, learning_rate_scale=1.0, final_weights=False):
     """The run result of experiment `name`'s tiny configuration trained for 20 steps on its
     golden data (`learning_rate_scale` plants a change)."""
     experiment = experiments.get(name)
-    config = experiment.golden
+    config = experiment.resolved(experiment.golden)
     config = dataclasses.replace(config, learning_rate=config.learning_rate * learning_rate_scale)
     return experiment.run(config, TRAIN, data=experiment.golden_data(config), probe_size=PROBE,
                           final_weights=final_weights)

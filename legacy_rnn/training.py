@@ -369,10 +369,10 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                     if summary:
                         store.writer.add_summary(summary[0], step)
                 if per_epoch and step % per_epoch == 0:
-                    epoch_history.append(_end_epoch(sess, model, step // per_epoch,
-                                                    config.epochs, epoch_sums,
-                                                    test_inputs if valid_inputs is None
-                                                    else valid_inputs, store, step))
+                    epoch_history.append(_end_epoch(
+                        sess, model, step // per_epoch, config.epochs, epoch_sums,
+                        *((test_inputs, "test") if valid_inputs is None
+                          else (valid_inputs, "valid")), store, step))
                     epoch_sums = [0.0, 0.0, 0]
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
                     store.save(sess, step, progress_metrics(step, "training"))
@@ -469,18 +469,21 @@ def _restore(sess, model, config, store, init_saver):
              < first_step])
 
 
-def _end_epoch(sess, model, epoch, epochs, sums, valid_inputs, store, step):
+def _end_epoch(sess, model, epoch, epochs, sums, inputs, split, store, step):
     """Logs and returns the epoch's record: the mean training loss and metric over its steps
-    (those this process ran, after a resume), and the loss and metric on `valid_inputs`."""
+    (those this process ran, after a resume), and the loss and metric on `inputs`, the
+    validation or the test `split`."""
     name = model.metric_name
     loss_sum, metric_sum, n = sums
-    valid_loss, valid_metric = evaluate(sess, model, valid_inputs)
+    loss, metric = evaluate(sess, model, inputs)
     record = {"epoch": epoch, "step": step,
               "train_loss": loss_sum / n if n else None,
               f"train_{name}": metric_sum / n if n else None,
-              "valid_loss": valid_loss, f"valid_{name}": valid_metric}
+              f"{split}_loss": loss, f"{split}_{name}": metric}
+    hidden = {"epoch", "step"} | ({f"train_{name}", f"{split}_{name}"}
+                                  if model.metric is model.loss else set())  # mse is the loss
     shown = "  ".join(f"{k} {v:.6f}" for k, v in record.items()
-                      if k not in ("epoch", "step") and v is not None)
+                      if k not in hidden and v is not None)
     logging.info("epoch %d/%d  %s", epoch, epochs, shown)
     store.scalars(step, **{k: v for k, v in record.items()
                            if k not in ("epoch", "step") and v is not None})

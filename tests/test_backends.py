@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from legacy_rnn import backends
+from legacy_rnn import backends, experiments
 
 # Every cell family of the zoo (the tool adds stacked and bidirectional structures).
 FAMILIES = {name: block for name, block in backends.ZOO_CASES.items()
@@ -24,7 +24,9 @@ def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_repor
     cases, report = jax_report
     assert report["backend"] == "jax" and report["tensorflow_imported"] is False
     assert {c["name"] for c in cases} == set(report["cases"])
-    assert len([c for c in cases if c["kind"] == "forward"]) == 3 + 5
+    forward = {c["name"] for c in cases if c["kind"] == "forward"}
+    assert {f"{name}: logits" for name in experiments.EXPERIMENTS} <= forward
+    assert len(forward) == len(experiments.EXPERIMENTS) + len(FAMILIES)
     for name, result in report["cases"].items():
         assert "failed" not in result, (name, result)
         assert result["largest_difference"] <= backends.ATOL, name

@@ -22,8 +22,11 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["matmul_peak_gflops"] > 0
     assert {(r["model"], r["rnn"]) for r in results["steps"]} == {
-        (m, rnn) for m in ("toy_dynamic_rnn",)
+        (m, rnn) for m in ("toy_dynamic_rnn", "series_rnn")
         for rnn in ("static", "dynamic")}
+    # The LSTM FLOP rate where the step is one LSTM; the other experiments' rows give times only.
+    assert {r["model"]: r["legacy_utilisation"] is None for r in results["steps"]} == {
+        "toy_dynamic_rnn": False, "series_rnn": True}
     assert results["backends"][:2] == ["tensorflow", "jax"]  # jax: a test dependency
     for row in results["steps"]:
         assert row["legacy_ms"] > 0 and row["keras_ms"] > 0 and row["keras_jax_ms"] > 0

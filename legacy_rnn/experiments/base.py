@@ -91,6 +91,12 @@ class Experiment:
         """The last line(s) a program prints on stdout."""
         return f"test_accuracy: {metrics['test_accuracy']:.4f}"
 
+    def checkpoint_configs(self, config, shapes):
+        """Configs that may describe a checkpoint holding the variables {name: shape}, tried in
+        order (the first whose variables it all holds is read); for experiments with several
+        models. The units are read from the shapes afterwards."""
+        return [config]
+
     def resolved(self, config):
         """`config` with defaults that depend on other settings filled in (before building)."""
         return config
@@ -115,8 +121,11 @@ class Experiment:
         raise NotImplementedError
 
     def rnn_layers(self, model):
-        """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}."""
-        return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()}
+        """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}
+        (for experiments with several models, those of the default's present in `model`)."""
+        present = {layer.name for layer in model.layers}
+        return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()
+                if name in present}
 
     # --- Generic --------------------------------------------------------------------------
     @property
@@ -211,6 +220,12 @@ class Experiment:
             raise UserError(f"{prefix} holds a recurrent layer of {self.units(found)} units, and "
                             f"this run builds {self.units(config)}. Pass "
                             f"--n_hidden={self.units(found)}.")
+        if self.variables(found) != self.variables(config):
+            differ = {k: v for k, v in dataclasses.asdict(found).items()
+                      if getattr(config, k) != v}
+            raise UserError(f"{prefix} holds another model than this run builds (it fits "
+                            f"{', '.join(f'--{k}={v}' for k, v in differ.items())}). Pass the "
+                            "flags of the run that wrote it.")
         return dataclasses.replace(train, init_checkpoint=prefix), names
 
 
