@@ -48,7 +48,7 @@ FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128
                          ("imdb_rnn", 64, 128, 80, 100)),
              seq_lens=(28, 100, 300, 1000), scaling_hidden=128, scaling_batch=128,
              warmup=3, steps=15, matmul_sizes=(1024, 2048, 4096))
-SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1), ("series_rnn", 4, 8, 50, 1)),
+SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1),),
               seq_lens=(4,), scaling_hidden=4, scaling_batch=4, warmup=1, steps=2,
               matmul_sizes=(128,), scaling_in_subprocess=False, backends=("jax",))
 

@@ -3,7 +3,7 @@ import json
 
 from absl import flags
 
-from legacy_rnn import bench
+from legacy_rnn import bench, experiments
 
 
 def test_flop_count_of_one_lstm_training_step():
@@ -22,11 +22,8 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     results = json.loads((tmp_path / "bench.json").read_text())
     assert results["matmul_peak_gflops"] > 0
     assert {(r["model"], r["rnn"]) for r in results["steps"]} == {
-        (m, rnn) for m in ("toy_dynamic_rnn", "series_rnn")
+        (m, rnn) for m in ("toy_dynamic_rnn",)
         for rnn in ("static", "dynamic")}
-    # The LSTM FLOP rate where the step is one LSTM; the other experiments' rows give times only.
-    assert {r["model"]: r["legacy_utilisation"] is None for r in results["steps"]} == {
-        "toy_dynamic_rnn": False, "series_rnn": True}
     assert results["backends"][:2] == ["tensorflow", "jax"]  # jax: a test dependency
     for row in results["steps"]:
         assert row["legacy_ms"] > 0 and row["keras_ms"] > 0 and row["keras_jax_ms"] > 0
@@ -35,3 +32,13 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "matmul peak:" in stdout and "legacy/keras" in stdout
+
+
+def test_the_full_run_covers_every_experiment_and_rates_only_single_lstms():
+    assert {case[0] for case in bench.FULL.step_cases} == set(experiments.EXPERIMENTS)
+    row = {"model": "series_rnn", "n_hidden": 20, "rnn": "static", "legacy_ms": 3.0,
+           "keras_ms": 12.0, "legacy_over_keras": 0.25, "legacy_examples_per_sec": 10667,
+           "keras_examples_per_sec": 2667, "legacy_utilisation": None, "keras_utilisation": None}
+    table = bench.format_table({"matmul_peak_gflops": 200.0, "steps": [row], "scaling": []})
+    assert table.splitlines()[3].split()[-2:] == ["n/a", "n/a"]
+    assert bench.LSTM_FLOPS == ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")

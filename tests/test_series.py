@@ -41,17 +41,24 @@ def test_the_data_is_the_chapters(horizon):
     assert series_data.naive_mse(x, y) == pytest.approx(naive, rel=1e-6)
 
 
+# Training parity for two models (the chapter's deep RNN, without a dense layer; an LSTM stack
+# forecasting 3 steps); forward and gradients for every model (the suite's time budget).
+TRAINED = ("deep", "lstm")
+
+
 @pytest.mark.parametrize("model", list(MODELS))
-def test_forward_gradients_and_twenty_adam_steps_match(model):
+def test_forward_and_gradients_match_and_training_for_two(model):
     config = SERIES.resolved(dataclasses.replace(SMALL, model=model,
                                                  horizon=3 if model == "lstm" else 1))
     rng = np.random.default_rng(0)
     forward, gradients = experiment_parity.forward_and_gradients(
         SERIES, config, SERIES.random_feeds(config, 16, rng))
-    losses, weights = experiment_parity.adam_steps(
-        SERIES, config, [SERIES.random_feeds(config, 8, rng) for _ in range(20)])
-    print(f"series_rnn {model}: forward {forward:.1e}, gradients {gradients:.1e}, 20 Adam steps: "
-          f"losses {losses:.1e}, final weights {weights:.1e}")
+    line = f"series_rnn {model}: forward {forward:.1e}, gradients {gradients:.1e}"
+    if model in TRAINED:
+        losses, weights = experiment_parity.adam_steps(
+            SERIES, config, [SERIES.random_feeds(config, 8, rng) for _ in range(20)])
+        line += f", 20 Adam steps: losses {losses:.1e}, final weights {weights:.1e}"
+    print(line)
 
 
 def test_the_twin_is_the_chapters_keras_model():
