@@ -6,6 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 
 import experiment_parity
@@ -111,3 +112,24 @@ def test_the_printed_mses_are_the_models_and_the_baselines(tmp_path, capsys):
     assert record["epoch_history"][-1]["valid_mse"] == pytest.approx(float(lines["valid_mse"]),
                                                                      abs=2e-6)
     assert record["global_step"] == 2 * 256 // 32
+
+
+def test_an_epoch_run_resumed_ends_with_the_uninterrupted_weights(tmp_path, capsys):
+    # One epoch, then the same command with two: the second resumes at step 3 (the batches of
+    # epoch 1 are drawn again and skipped) and ends bitwise where a two-epoch run ends.
+    small = ["--flagfile=flags/series_rnn_smoke.cfg", "--nobaselines", "--model=deep_dense",
+             "--n_train=64", "--n_valid=32", "--n_test=32", "--checkpoint_steps=1000"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert run_in_process([*small, "--epochs=2", f"--model_dir={whole}"], capsys)[0] == 0
+    assert run_in_process([*small, "--epochs=1", f"--model_dir={split}"], capsys)[0] == 0
+    status, out, err = run_in_process([*small, "--epochs=2", f"--model_dir={split}"], capsys)
+    assert status == 0, err
+    records = [json.loads((d / "metrics.json").read_text()) for d in (whole, split)]
+    assert [r["global_step"] for r in records] == [4, 4]
+    assert records[1]["epoch_history"][0] == records[0]["epoch_history"][0]  # kept from run 1
+    assert records[1]["epoch_history"][1]["valid_mse"] == records[0]["epoch_history"][1][
+        "valid_mse"]
+    reader = [tf.train.load_checkpoint(str(d)) for d in (whole, split)]
+    for name, _ in tf.train.list_variables(str(whole)):
+        np.testing.assert_array_equal(reader[0].get_tensor(name), reader[1].get_tensor(name),
+                                      err_msg=name)
