@@ -142,9 +142,10 @@ def run_in_process(argv, capsys):
 
 def test_the_program_reports_each_epoch_and_its_accuracy_is_the_models(small_npz, tmp_path,
                                                                         capsys):
-    run = tmp_path / "run"
+    run, export = tmp_path / "run", tmp_path / "export"
     status, out, err = run_in_process(["--flagfile=flags/imdb_rnn_smoke.cfg",
-                                       f"--data_path={small_npz}", f"--model_dir={run}"], capsys)
+                                       f"--data_path={small_npz}", f"--model_dir={run}",
+                                       f"--export_dir={export}"], capsys)
     assert status == 0, err
     accuracy = float(out.strip().splitlines()[-1].removeprefix("test_accuracy: "))
     record = json.loads((run / "metrics.json").read_text())
@@ -162,6 +163,14 @@ def test_the_program_reports_each_epoch_and_its_accuracy_is_the_models(small_npz
     logits = np.asarray(twin(tokens))[:, 0]
     assert accuracy == pytest.approx(float(np.mean((logits > 0) == (y_test == 1))), abs=1e-4)
     assert record["epoch_history"][-1]["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    # The SavedModel's signature: tokens in (no training flag: dropout off), the same logits.
+    import tensorflow as tf
+    serve = tf.saved_model.load(str(export)).signatures["serving_default"]
+    served = serve(tokens=tf.constant(tokens[:7]))
+    np.testing.assert_allclose(served["logits"].numpy()[:, 0], logits[:7], rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(served["classes"].numpy(), (logits[:7] > 0).astype(np.int64))
+    np.testing.assert_allclose(served["probabilities"].numpy()[:, 0],
+                               1 / (1 + np.exp(-logits[:7])), rtol=1e-6, atol=1e-6)
 
 
 def test_a_tampered_data_file_stops_the_program_with_status_1(tmp_path, capsys):

@@ -90,9 +90,9 @@ def run_in_process(argv, capsys):
 
 
 def test_the_printed_mses_are_the_models_and_the_baselines(tmp_path, capsys):
-    run = tmp_path / "run"
+    run, export = tmp_path / "run", tmp_path / "export"
     status, out, err = run_in_process(["--flagfile=flags/series_rnn_smoke.cfg", "--model=gru",
-                                       f"--model_dir={run}"], capsys)
+                                       f"--model_dir={run}", f"--export_dir={export}"], capsys)
     assert status == 0, err
     lines = dict(line.split(": ") for line in out.strip().splitlines())
     assert list(lines)[-2:] == ["valid_mse", "test_mse"]
@@ -107,6 +107,12 @@ def test_the_printed_mses_are_the_models_and_the_baselines(tmp_path, capsys):
         assert float(lines[f"naive_{split}_mse"]) == pytest.approx(
             float(np.mean((x[:, -1] - y) ** 2)), abs=2e-6)
     assert 0 < float(lines["linear_valid_mse"]) < 1
+    # The SavedModel's signature: `series` in, `predictions` out, as the twin computes them.
+    serve = tf.saved_model.load(str(export)).signatures["serving_default"]
+    served = serve(series=tf.constant(splits.test[0][:7]))
+    assert list(served) == ["predictions"]
+    np.testing.assert_allclose(served["predictions"].numpy(), np.asarray(twin(splits.test[0][:7])),
+                               rtol=1e-6, atol=1e-5)
     record = json.loads((run / "metrics.json").read_text())
     assert [e["epoch"] for e in record["epoch_history"]] == [1, 2]
     assert record["epoch_history"][-1]["valid_mse"] == pytest.approx(float(lines["valid_mse"]),
