@@ -13,7 +13,6 @@ To TF1 (`to_tf1_checkpoint`): a Keras 3 model's recurrent layers written as a tf
 checkpoint under the names the TF1 drivers give them, so TF1 code restores them.
 """
 import dataclasses
-import json
 import os
 import shutil
 import tempfile

@@ -1,7 +1,6 @@
 """Converted models and Keras 3 twins on the JAX backend, in a process without TensorFlow, against
 the TF1 graphs: forward (rtol 1e-6, atol 1e-5) and training (atol 1e-5 per step for 10 steps, the
 TF migration guide). The same check for PyTorch: `./run.sh backends --backend=torch`."""
-import json
 import sys
 
 import pytest

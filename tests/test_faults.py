@@ -25,15 +25,22 @@ from test_programs import REPO, run_program
 SMOKE = "--flagfile=flags/toy_dynamic_rnn_smoke.cfg"
 
 
-def program_in_process(name, argv, capsys):
-    """Runs program `name` as its entry point does, in this process; (status, stderr)."""
+def program_output(name, argv, capsys):
+    """Runs program `name` as its entry point does, in this process; (status, stdout, stderr)."""
     experiment = experiments.get(name)
     flag_values = flags.FlagValues()
     holders = programs.define(experiment, flag_values)
     flag_values(["prog", *argv])
     capsys.readouterr()
     status = entry.guarded(name, lambda: programs.run(experiment, holders, ["prog"]))
-    return status, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def program_in_process(name, argv, capsys):
+    """Runs program `name` as its entry point does, in this process; (status, stderr)."""
+    status, _, err = program_output(name, argv, capsys)
+    return status, err
 
 
 def snapshot(directory):

@@ -8,13 +8,13 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from absl import flags
 
 import experiment_parity
-from legacy_rnn import entry, imdb_data, programs
+from legacy_rnn import imdb_data
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.imdb import IMDB
+from test_faults import program_output
 
 SMALL = dataclasses.replace(IMDB.config, n_hidden=6, num_words=50, maxlen=9, embedding_size=5,
                             learning_rate=0.01)
@@ -131,13 +131,7 @@ def test_dropout_is_on_while_training_only():
 
 
 def run_in_process(argv, capsys):
-    flag_values = flags.FlagValues()
-    holders = programs.define(IMDB, flag_values)
-    flag_values(["imdb_rnn", *argv])
-    capsys.readouterr()
-    status = entry.guarded("imdb_rnn", lambda: programs.run(IMDB, holders, ["prog"]))
-    out, err = capsys.readouterr()
-    return status, out, err
+    return program_output("imdb_rnn", argv, capsys)
 
 
 def test_the_program_reports_each_epoch_and_its_accuracy_is_the_models(small_npz, tmp_path,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import experiment_parity
 import numpy_lstm
 from legacy_rnn import experiments, graphs, zoo
 
@@ -48,24 +49,10 @@ def twin(name, weights):
     return experiment.to_keras(config, weights)
 
 
-class Legacy:
-    """A built legacy graph in an open Session, with its trainable variables by name."""
-
-    def __init__(self, name, **kwargs):
-        self.model = tf1_model(name, **kwargs)
-        with self.model.graph.as_default():
-            self.variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
-            self.gradients = dict(zip(self.variables, tf.gradients(
-                self.model.loss, list(self.variables.values()))))
-            init = tf.compat.v1.global_variables_initializer()
-        self.sess = tf.compat.v1.Session(graph=self.model.graph)
-        self.sess.run(init)
-
-    def feed(self, feeds):
-        return dict(zip(self.model.inputs, feeds))
-
-    def weights(self):
-        return self.sess.run(self.variables)
+def Legacy(name, optimizer="adam", learning_rate=0.001, seed=0):  # noqa: N802 (was a class)
+    """The experiment's legacy graph in an open Session, with its trainable variables by name."""
+    experiment, config = config_of(name, seed, learning_rate)
+    return experiment_parity.Legacy(experiment, config, optimizer)
 
 
 def keras_loss(model, inputs, labels):

@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import experiment_parity
-from legacy_rnn import entry, programs, series_data
+from legacy_rnn import series_data
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.experiments.series import MODELS, SERIES
+from test_faults import program_output
 
 SMALL = dataclasses.replace(SERIES.config, n_hidden=5, steps=9, n_train=48, n_valid=16,
                             n_test=16, baselines=False)
@@ -79,14 +79,7 @@ def test_the_twin_is_the_chapters_keras_model():
 
 
 def run_in_process(argv, capsys):
-    """(status, stdout, stderr) of the program run as its entry point does."""
-    flag_values = flags.FlagValues()
-    holders = programs.define(SERIES, flag_values)
-    flag_values(["series_rnn", *argv])
-    capsys.readouterr()
-    status = entry.guarded("series_rnn", lambda: programs.run(SERIES, holders, ["prog"]))
-    out, err = capsys.readouterr()
-    return status, out, err
+    return program_output("series_rnn", argv, capsys)
 
 
 def test_the_printed_mses_are_the_models_and_the_baselines(tmp_path, capsys):

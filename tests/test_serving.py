@@ -13,7 +13,6 @@ from legacy_rnn import experiments, serving
 from legacy_rnn.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from test_faults import program_in_process
-from test_programs import REPO
 
 # The TF migration guide's forward tolerance.
 ATOL = 1e-5
