@@ -306,74 +306,23 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
             first_step, history, epoch_history = _restore(sess, model, config, store,
                                                           init_saver)
         store.open_writer()
-        examples = skipped = sum(len(train_set.next_batch(config.batch_size)[0])
-                                 for _ in range(first_step - 1))  # what the checkpoint has seen
-
-        def progress_metrics(step, status):
-            progress = {"status": status, "global_step": step, "train_examples": examples,
-                        "train_history": history}
-            return {**progress, "epoch_history": epoch_history} if per_epoch else progress
-
-        step_losses = []
-        start = window_start = time.perf_counter()
-        window_examples = 0
-        last_saved = first_step - 1
-        step = first_step - 1
-        epoch_sums = [0.0, 0.0, 0]  # loss, metric sums and examples of this epoch in this process
+        skipped = sum(len(train_set.next_batch(config.batch_size)[0])
+                      for _ in range(first_step - 1))  # what the checkpoint has seen
+        progress = _Progress(model, steps, per_epoch, skipped, history, epoch_history)
+        progress_metrics = progress.metrics
+        start = time.perf_counter()
+        last_saved = step = first_step - 1
         with interrupts.deferred():
             for step in range(first_step, steps + 1):
                 batch = train_set.next_batch(config.batch_size)
                 display = step == 1 or step % config.display_step == 0 or step == steps
-                # The metric and summaries only where shown (or averaged over an epoch): ops not
-                # fetched are not run.
-                fetches = [model.train_op, model.loss]
-                if display or per_epoch:
-                    fetches.append(model.metric)
-                if display and store.writer:
-                    fetches.append(store.summaries)
-                feed = dict(zip(model.inputs, batch))
-                if model.training is not None:
-                    feed[model.training] = True
-                try:
-                    _, loss, *shown = sess.run(fetches, feed)
-                except tf.errors.ResourceExhaustedError as e:
-                    raise UserError(
-                        f"Out of memory at training step {step} "
-                        f"({e.message.splitlines()[0][:200]}). The model or batch is too large "
-                        "for this machine: use a smaller --batch_size or --n_hidden. Nothing "
-                        f"more was saved ({store.kept().lower()}).") from None
-                if not np.isfinite(loss):
-                    kept = store.latest()
-                    kept = f"last good checkpoint: {kept}" if kept else "no checkpoint was saved"
-                    raise UserError(
-                        f"The training loss became {loss} at step {step}; training stopped there "
-                        f"and saved nothing more ({kept}). Check the input data for NaN/Inf "
-                        "values, or lower --learning_rate.")
-                step_losses.append(float(loss))
-                examples += len(batch[0])
-                window_examples += len(batch[0])
-                if per_epoch:  # weighted by batch size, as Keras averages an epoch
-                    k = len(batch[0])
-                    epoch_sums = [epoch_sums[0] + float(loss) * k,
-                                  epoch_sums[1] + float(shown[0]) * k, epoch_sums[2] + k]
-                if display:
-                    metric, *summary = shown
-                    now = time.perf_counter()
-                    rate = window_examples / (now - window_start)
-                    window_start, window_examples = now, 0
-                    logging.info("step %d/%d  examples %d  minibatch loss %.6f  %s %.4f  "
-                                 "%.0f examples/s", step, steps, examples, loss, name, metric,
-                                 rate)
-                    history.append({"step": step, "examples": examples, "loss": float(loss),
-                                    name: float(metric)})
-                    if summary:
-                        store.writer.add_summary(summary[0], step)
+                loss, *shown = _train_step(sess, model, progress.fetches(display, store), batch,
+                                           step, store)
+                progress.record(step, len(batch[0]), loss, shown, display, store)
                 if per_epoch and step % per_epoch == 0:
-                    epoch_history.append(_end_epoch(
-                        sess, model, step // per_epoch, config.epochs, epoch_sums,
-                        *((test_inputs, "test") if valid_inputs is None
-                          else (valid_inputs, "valid")), store, step))
-                    epoch_sums = [0.0, 0.0, 0]
+                    progress.end_epoch(sess, step, config.epochs,
+                                       *((test_inputs, "test") if valid_inputs is None
+                                         else (valid_inputs, "valid")), store)
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
                     store.save(sess, step, progress_metrics(step, "training"))
                     last_saved = step
@@ -409,8 +358,8 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
             "test_loss": test_loss,
             "test_examples": len(test_inputs[0]),
             "train_seconds": train_seconds,
-            "examples_per_sec": ((examples - skipped) / train_seconds if examples > skipped
-                                 else None),
+            "examples_per_sec": ((progress.examples - skipped) / train_seconds
+                                 if progress.examples > skipped else None),
         }
         if config.model_dir:
             if config.eval_only or final_step == last_saved:
@@ -425,7 +374,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
             with interrupts.phase(f"exporting the SavedModel to {config.export_dir}"):
                 serving.export_tf1(sess, model, export_saver, config.export_dir, config.overwrite)
             logging.info("exported the inference graph to %s", config.export_dir)
-        result = {**metrics, "config": signature, "step_losses": step_losses}
+        result = {**metrics, "config": signature, "step_losses": progress.step_losses}
         if probe_size:
             result["probe_logits"] = sess.run(
                 model.logits, {p: a[:probe_size] for p, a in zip(model.inputs, test_inputs)})
@@ -469,25 +418,101 @@ def _restore(sess, model, config, store, init_saver):
              < first_step])
 
 
-def _end_epoch(sess, model, epoch, epochs, sums, inputs, split, store, step):
-    """Logs and returns the epoch's record: the mean training loss and metric over its steps
-    (those this process ran, after a resume), and the loss and metric on `inputs`, the
-    validation or the test `split`."""
-    name = model.metric_name
-    loss_sum, metric_sum, n = sums
-    loss, metric = evaluate(sess, model, inputs)
-    record = {"epoch": epoch, "step": step,
-              "train_loss": loss_sum / n if n else None,
-              f"train_{name}": metric_sum / n if n else None,
-              f"{split}_loss": loss, f"{split}_{name}": metric}
-    hidden = {"epoch", "step"} | ({f"train_{name}", f"{split}_{name}"}
-                                  if model.metric is model.loss else set())  # mse is the loss
-    shown = "  ".join(f"{k} {v:.6f}" for k, v in record.items()
-                      if k not in hidden and v is not None)
-    logging.info("epoch %d/%d  %s", epoch, epochs, shown)
-    store.scalars(step, **{k: v for k, v in record.items()
-                           if k not in ("epoch", "step") and v is not None})
-    return record
+def _train_step(sess, model, fetches, batch, step, store):
+    """Runs one training step; the fetched values after the train op's. Out of memory and a
+    non-finite loss stop the run with a message naming what was kept."""
+    feed = dict(zip(model.inputs, batch))
+    if model.training is not None:
+        feed[model.training] = True
+    try:
+        _, loss, *shown = sess.run(fetches, feed)
+    except tf.errors.ResourceExhaustedError as e:
+        raise UserError(
+            f"Out of memory at training step {step} ({e.message.splitlines()[0][:200]}). The "
+            "model or batch is too large for this machine: use a smaller --batch_size or "
+            f"--n_hidden. Nothing more was saved ({store.kept().lower()}).") from None
+    if not np.isfinite(loss):
+        kept = store.latest()
+        kept = f"last good checkpoint: {kept}" if kept else "no checkpoint was saved"
+        raise UserError(
+            f"The training loss became {loss} at step {step}; training stopped there and saved "
+            f"nothing more ({kept}). Check the input data for NaN/Inf values, or lower "
+            "--learning_rate.")
+    return [loss, *shown]
+
+
+class _Progress:
+    """What a run has trained on and reported: every step's loss, the examples seen, the
+    progress lines (with the rate over each display window), `train_history` and, in epoch runs,
+    the epoch's sums and `epoch_history`."""
+
+    def __init__(self, model, steps, per_epoch, examples, history, epoch_history):
+        self.model, self.steps, self.per_epoch = model, steps, per_epoch
+        self.examples = examples
+        self.history, self.epoch_history = history, epoch_history
+        self.step_losses = []
+        self.window_start, self.window_examples = time.perf_counter(), 0
+        self.epoch_sums = [0.0, 0.0, 0]  # loss and metric sums, examples: this epoch, here
+
+    def fetches(self, display, store):
+        """The metric and summaries only where shown (or averaged over an epoch): ops not
+        fetched are not run."""
+        fetches = [self.model.train_op, self.model.loss]
+        if display or self.per_epoch:
+            fetches.append(self.model.metric)
+        if display and store.writer:
+            fetches.append(store.summaries)
+        return fetches
+
+    def record(self, step, n, loss, shown, display, store):
+        """Books a step of `n` examples whose fetches gave `loss` and `shown`."""
+        name = self.model.metric_name
+        self.step_losses.append(float(loss))
+        self.examples += n
+        self.window_examples += n
+        if self.per_epoch:  # weighted by batch size, as Keras averages an epoch
+            self.epoch_sums = [self.epoch_sums[0] + float(loss) * n,
+                               self.epoch_sums[1] + float(shown[0]) * n, self.epoch_sums[2] + n]
+        if display:
+            metric, *summary = shown
+            now = time.perf_counter()
+            rate = self.window_examples / (now - self.window_start)
+            self.window_start, self.window_examples = now, 0
+            logging.info("step %d/%d  examples %d  minibatch loss %.6f  %s %.4f  "
+                         "%.0f examples/s", step, self.steps, self.examples, loss, name, metric,
+                         rate)
+            self.history.append({"step": step, "examples": self.examples, "loss": float(loss),
+                                 name: float(metric)})
+            if summary:
+                store.writer.add_summary(summary[0], step)
+
+    def end_epoch(self, sess, step, epochs, inputs, split, store):
+        """Logs and keeps the epoch's record: the mean training loss and metric over its steps
+        (those this process ran, after a resume), and the loss and metric on `inputs`, the
+        validation or the test `split`."""
+        name = self.model.metric_name
+        loss_sum, metric_sum, n = self.epoch_sums
+        loss, metric = evaluate(sess, self.model, inputs)
+        record = {"epoch": step // self.per_epoch, "step": step,
+                  "train_loss": loss_sum / n if n else None,
+                  f"train_{name}": metric_sum / n if n else None,
+                  f"{split}_loss": loss, f"{split}_{name}": metric}
+        hidden = {"epoch", "step"} | ({f"train_{name}", f"{split}_{name}"}
+                                      if self.model.metric is self.model.loss
+                                      else set())  # a regression's mse is its loss
+        shown = "  ".join(f"{k} {v:.6f}" for k, v in record.items()
+                          if k not in hidden and v is not None)
+        logging.info("epoch %d/%d  %s", record["epoch"], epochs, shown)
+        store.scalars(step, **{k: v for k, v in record.items()
+                               if k not in ("epoch", "step") and v is not None})
+        self.epoch_history.append(record)
+        self.epoch_sums = [0.0, 0.0, 0]
+
+    def metrics(self, step, status):
+        """The progress part of metrics.json."""
+        progress = {"status": status, "global_step": step, "train_examples": self.examples,
+                    "train_history": self.history}
+        return {**progress, "epoch_history": self.epoch_history} if self.per_epoch else progress
 
 
 def _stopped_message(signum, what, prefix, rerun_to):
