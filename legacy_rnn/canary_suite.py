@@ -130,8 +130,10 @@ def keras_case(name):
     with tf.GradientTape() as tape:
         logits = model(inputs)
         loss = graphs.head_ops(experiment.head, logits, labels)[0]
-    grads = experiment.to_tf1(config, {k: [g.numpy() for g in v] for k, v in
-                                       tape.gradient(loss, variables).items()}, gradients=True)
+    # Dense: an embedding's gradient is IndexedSlices.
+    grads = experiment.to_tf1(config, {k: [tf.convert_to_tensor(g).numpy() for g in v]
+                                       for k, v in tape.gradient(loss, variables).items()},
+                              gradients=True)
     return {"logits": logits.numpy(),
             "gradients": np.concatenate([grads[k].ravel() for k in sorted(grads)])}
 

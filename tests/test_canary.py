@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from legacy_rnn import canary, canary_suite, drift
+from legacy_rnn import canary, canary_suite, drift, experiments
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,16 @@ def test_candidates_are_parsed():
     assert canary.requirements("self") is None
     assert canary.venv_name(["tensorflow==2.20.0", "tf-keras==2.20.1"]) == \
         "tensorflow==2.20.0_tf-keras==2.20.1"
+
+
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+def test_the_full_suites_twin_case_runs_for_every_experiment(name):
+    # The tests run the quick suite (toy only); this case of the full one for every experiment
+    # (an embedding's gradient is IndexedSlices: the IMDB twin once broke it).
+    experiment = experiments.get(name)
+    config = experiment.resolved(experiment.golden)
+    values = canary_suite.keras_case(name)
+    n_params = sum(int(np.prod(shape)) for shape in experiment.variables(config).values())
+    assert values["gradients"].shape == (n_params,)
+    assert np.isfinite(values["gradients"]).all() and np.abs(values["gradients"]).max() > 0
+    assert values["logits"].shape == (8, experiment.n_classes)
