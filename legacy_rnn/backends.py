@@ -106,9 +106,10 @@ def _zoo_cases(directory, rng, zoo_cases):
 
 
 def _training_case(directory, rng, name="mnist_birnn"):
-    """TF1's Adam program for TRAIN_STEPS steps: its losses, and its converted initial weights."""
+    """TF1's Adam program for TRAIN_STEPS steps: its losses, and its converted initial weights
+    (the experiment's parity configuration: `train_on_batch` trains with dropout on)."""
     experiment = experiments.get(name)
-    config = experiment.golden
+    config = experiment.parity_config(experiment.resolved(experiment.golden))
     model = experiment.build_graph(config)
     with model.graph.as_default():
         variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
@@ -136,12 +137,13 @@ def _training_case(directory, rng, name="mnist_birnn"):
              "head": experiment.head}]
 
 
-def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train="mnist_birnn"):
+def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",)):
     """Writes the cases (files, inputs, TF1 outputs and losses) and `cases.json`: every
-    experiment, `zoo_cases`, and TRAIN_STEPS Adam steps of experiment `train`."""
+    experiment, `zoo_cases`, and TRAIN_STEPS Adam steps of each experiment in `train`."""
     rng = np.random.default_rng(seed)
-    cases = (_experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
-             + _training_case(directory, rng, train))
+    cases = _experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
+    for name in train:
+        cases += _training_case(directory, rng, name)
     with open(os.path.join(directory, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
     return cases

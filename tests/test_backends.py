@@ -15,7 +15,7 @@ FAMILIES = {name: block for name, block in backends.ZOO_CASES.items()
 @pytest.fixture(scope="module")
 def jax_report(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("backend_cases"))
-    cases = backends.build_cases(directory, zoo_cases=FAMILIES, train="mnist_rnn")
+    cases = backends.build_cases(directory, zoo_cases=FAMILIES, train=("mnist_rnn", "imdb_rnn"))
     return cases, backends.run_check(directory, "jax")
 
 
@@ -33,12 +33,17 @@ def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_repor
 
 
 def test_training_continues_on_jax_with_the_tf1_losses(jax_report):
+    # imdb_rnn: Keras's Adam on JAX gets the embedding's gradient dense, as TF1's AdamOptimizer
+    # applies it (on the TF backend it would not: docs/migration.md, trap 17).
     _, report = jax_report
-    (name,) = [n for n in report["cases"] if "Adam steps" in n]
-    result = report["cases"][name]
-    assert len(result["losses"]) == backends.TRAIN_STEPS
-    assert result["largest_difference"] <= backends.ATOL
-    assert result["losses"][0] != result["losses"][-1]  # it did train
+    trained = sorted(n for n in report["cases"] if "Adam steps" in n)
+    assert [n.split(":")[0] for n in trained] == ["imdb_rnn", "mnist_rnn"]
+    for name in trained:
+        result = report["cases"][name]
+        assert len(result["losses"]) == backends.TRAIN_STEPS
+        assert result["largest_difference"] <= backends.ATOL, name
+        assert result["losses"][0] != result["losses"][-1]  # it did train
+        print(f"jax {name}: largest loss difference {result['largest_difference']:.1e}")
 
 
 def test_the_cells_module_imports_without_tensorflow(tmp_path):

@@ -97,6 +97,11 @@ class Experiment:
         models. The units are read from the shapes afterwards."""
         return [config]
 
+    def parity_config(self, config):
+        """`config` with its dropout off, for comparing trainings step by step across
+        frameworks (the two draw different masks)."""
+        return config
+
     def resolved(self, config):
         """`config` with defaults that depend on other settings filled in (before building)."""
         return config

@@ -56,6 +56,9 @@ class Imdb(Experiment):
     def input_size(self, config):
         return config.embedding_size
 
+    def parity_config(self, config):
+        return dataclasses.replace(config, keep_prob=1.0)
+
     def checkpoint_configs(self, config, shapes):
         """The vocabulary and embedding size are the embedding's shape."""
         if "embedding" not in shapes or len(shapes["embedding"]) != 2:
