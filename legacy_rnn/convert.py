@@ -134,7 +134,8 @@ def main(holders, argv):
                              value["export_dir"], value["overwrite"], experiment.head)
         print(f"exported the Keras 3 twin to {value['export_dir']}")
     print(f"wrote {value['output']}: {experiment.name}, n_hidden {config.n_hidden}, "
-          f"{experiment.input_size(config)} inputs per step, {experiment.n_classes} outputs")
+          f"{experiment.input_size(config)} inputs per step, "
+          f"{experiment.output_size(config)} outputs")
     return 0
 
 

@@ -25,6 +25,7 @@ ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+KERAS_CACHE = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "imdb.npz")
 START, OOV, INDEX_FROM, SHUFFLE_SEED = 1, 2, 3, 113
 _ALLOWED = frozenset({("numpy", "ndarray"), ("numpy", "dtype"),
                       ("numpy.core.multiarray", "_reconstruct"),
@@ -57,6 +58,9 @@ def read_npz(path):
     """{"x_train": object array of int lists, "y_train": int array, ...} from an imdb.npz."""
     fix = ("Pass --data_path=imdb.npz as Keras downloads it (" + ORIGIN + "), or run without "
            "--data_path where the network is reachable.")
+    if os.path.abspath(path) == os.path.abspath(KERAS_CACHE):
+        fix = (f"It is Keras's cached copy: delete it and rerun where the network is reachable "
+               f"to download it again, or pass --data_path=imdb.npz (from {ORIGIN}).")
     try:
         with zipfile.ZipFile(path) as archive:
             members = {name[:-len(".npy")]: archive.read(name) for name in archive.namelist()
@@ -131,23 +135,31 @@ def locate(data_path, can_download=download_possible):
     seconds."""
     if data_path:
         return data_path
-    cached = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "imdb.npz")
-    if os.path.exists(cached):
-        return cached
+    if os.path.exists(KERAS_CACHE):
+        return KERAS_CACHE
     if not can_download():
         raise UserError("The IMDB reviews are not here and cannot be downloaded (no connection "
                         f"to {DOWNLOAD_HOST[0]}). Download {ORIGIN} where there is a network and "
                         "pass --data_path=PATH/imdb.npz.")
     import keras
-    return keras.utils.get_file("imdb.npz", origin=ORIGIN, file_hash=SHA256)
+    try:
+        return keras.utils.get_file("imdb.npz", origin=ORIGIN, file_hash=SHA256)
+    except Exception as e:  # noqa: BLE001 - get_file raises bare Exception for network errors
+        raise UserError(f"Downloading {ORIGIN} failed ({type(e).__name__}: {str(e)[:200]}). "
+                        "Rerun to try again, or download it elsewhere and pass "
+                        "--data_path=PATH/imdb.npz.") from None
+
+
+def ragged(reviews):
+    """A 1-D object array of int lists, as the file holds them (np.array of equal-length lists
+    would make a 2-D array instead)."""
+    array = np.empty(len(reviews), dtype=object)
+    array[:] = [list(map(int, r)) for r in reviews]
+    return array
 
 
 def write_npz(path, x_train, y_train, x_test, y_test):
     """An imdb.npz in the real file's layout (raw indices, most frequent word 1)."""
-    def ragged(reviews):
-        array = np.empty(len(reviews), dtype=object)
-        array[:] = [list(map(int, r)) for r in reviews]
-        return array
     np.savez(path, x_train=ragged(x_train), y_train=np.asarray(y_train, np.int64),
              x_test=ragged(x_test), y_test=np.asarray(y_test, np.int64))
 

@@ -32,7 +32,8 @@ LOCK_FILE = ".lock"
 # Test examples per Session.run while evaluating: bounds memory for the 10,000 MNIST test images.
 EVAL_CHUNK = 1000
 # Settings a resumed run may change: they do not alter the weights a step produces.
-RESUMABLE_CHANGES = frozenset({"test_len", "rnn", "data_dir", "tfds_data_dir", "training_iters"})
+RESUMABLE_CHANGES = frozenset({"test_len", "rnn", "data_dir", "tfds_data_dir", "data_path",
+                               "training_iters", "baselines"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,12 @@ def _prepare_model_dir(model_dir):
     except OSError as e:
         raise UserError(f"--model_dir={model_dir} is not a writable directory ({e.strerror}). "
                         "Choose a directory you can write to, or leave --model_dir out.") from None
+
+
+def _is_history(records):
+    """A train_history / epoch_history as a run writes it: a list of records with their step."""
+    return isinstance(records, list) and all(
+        isinstance(r, dict) and isinstance(r.get("step"), int) for r in records)
 
 
 def _process_alive(pid):
@@ -188,7 +195,8 @@ class _Persistence:
             with open(self.metrics_path, encoding="utf-8") as f:
                 previous = json.load(f)
             if not isinstance(previous, dict) or not isinstance(previous.get("config", {}), dict)\
-                    or not isinstance(previous.get("train_history", []), list):
+                    or not all(_is_history(previous.get(key, []))
+                               for key in ("train_history", "epoch_history")):
                 raise ValueError("not the object a run writes")
         except (OSError, UnicodeDecodeError, ValueError) as e:
             raise UserError(
@@ -309,7 +317,6 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
         skipped = sum(len(train_set.next_batch(config.batch_size)[0])
                       for _ in range(first_step - 1))  # what the checkpoint has seen
         progress = _Progress(model, steps, per_epoch, skipped, history, epoch_history)
-        progress_metrics = progress.metrics
         start = time.perf_counter()
         last_saved = step = first_step - 1
         with interrupts.deferred():
@@ -324,14 +331,14 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                                        *((test_inputs, "test") if valid_inputs is None
                                          else (valid_inputs, "valid")), store)
                 if config.model_dir and step % config.checkpoint_steps == 0 and step < steps:
-                    store.save(sess, step, progress_metrics(step, "training"))
+                    store.save(sess, step, progress.metrics(step, "training"))
                     last_saved = step
                 if interrupts.pending():
                     signum, prefix = interrupts.take(), None
                     if last_saved != step:
-                        prefix = store.save(sess, step, progress_metrics(step, "interrupted"))
+                        prefix = store.save(sess, step, progress.metrics(step, "interrupted"))
                     elif config.model_dir:  # the signal came during this step's own save
-                        store.write_metrics(progress_metrics(step, "interrupted"))
+                        store.write_metrics(progress.metrics(step, "interrupted"))
                         prefix = store.latest()
                     raise interrupts.Interrupted(signum, _stopped_message(
                         signum, f"stopped after step {step} of {steps}", prefix, "resume"))
@@ -346,13 +353,13 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
         except interrupts.Interrupted as e:
             prefix = None
             if config.model_dir and not config.eval_only:
-                prefix = (store.save(sess, final_step, progress_metrics(final_step, "trained"))
+                prefix = (store.save(sess, final_step, progress.metrics(final_step, "trained"))
                           if final_step != last_saved else store.latest())
             raise interrupts.Interrupted(e.signum, _stopped_message(
                 e.signum, f"stopped while evaluating, after training step {final_step} of "
                           f"{steps}", prefix, "evaluate it")) from None
         metrics = {
-            **progress_metrics(final_step, "evaluated" if config.eval_only else "complete"),
+            **progress.metrics(final_step, "evaluated" if config.eval_only else "complete"),
             **valid,
             f"test_{name}": test_metric,
             "test_loss": test_loss,
@@ -414,8 +421,7 @@ def _restore(sess, model, config, store, init_saver):
         logging.info("started from %s", config.init_checkpoint)
     first_step = int(sess.run(model.global_step)) + 1
     return (first_step, [h for h in history if h["step"] < first_step],
-            [h for h in epoch_history if isinstance(h, dict) and h.get("step", first_step)
-             < first_step])
+            [h for h in epoch_history if h["step"] < first_step])
 
 
 def _train_step(sess, model, fetches, batch, step, store):

@@ -113,4 +113,4 @@ def test_the_full_suites_twin_case_runs_for_every_experiment(name):
     n_params = sum(int(np.prod(shape)) for shape in experiment.variables(config).values())
     assert values["gradients"].shape == (n_params,)
     assert np.isfinite(values["gradients"]).all() and np.abs(values["gradients"]).max() > 0
-    assert values["logits"].shape == (8, experiment.n_classes)
+    assert values["logits"].shape == (8, experiment.output_size(config))

@@ -289,7 +289,8 @@ def test_a_foreign_file_as_a_checkpoint_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content", ['{"status": "training", "global_step"', "", "[1, 2, 3]",
-                                     '{"config": "not a dict"}'])
+                                     '{"config": "not a dict"}', '{"train_history": [{"x": 1}]}',
+                                     '{"epoch_history": 7}'])
 def test_a_half_written_metrics_json_stops_the_resume_with_the_fix(saved_run, content, capsys):
     (saved_run / "metrics.json").write_text(content)
     before = snapshot(saved_run)

@@ -29,8 +29,9 @@ def test_golden_files_say_where_they_came_from_and_what_they_promise():
         assert {"tensorflow", "tf_keras", "keras", "numpy", "python", "cpu"} <= set(
             record["environment"])
         assert len(record["step_losses"]) == golden.STEPS
+        experiment = experiments.get(name)
         assert np.shape(record["probe_logits"]) == (golden.PROBE,
-                                                    experiments.get(name).n_classes)
+                                                    experiment.output_size(experiment.golden))
 
 
 def test_a_fresh_run_keeps_the_golden_promise(toy_runs):

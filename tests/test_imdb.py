@@ -91,8 +91,18 @@ def test_damaged_or_foreign_files_are_named(tmp_path, content, message):
         imdb_data.read_npz(str(path))
 
 
+def test_a_damaged_cached_copy_is_named_with_deleting_it_as_the_fix(monkeypatch, tmp_path):
+    cached = tmp_path / "imdb.npz"
+    cached.write_bytes(b"PK\x03\x04 a download cut short")
+    monkeypatch.setattr(imdb_data, "KERAS_CACHE", str(cached))
+    assert imdb_data.locate(None, can_download=lambda: False) == str(cached)
+    with pytest.raises(UserError, match=r"is not a readable imdb.npz .* Keras's cached copy: "
+                                        r"delete it"):
+        imdb_data.read_npz(str(cached))
+
+
 def test_without_a_file_or_network_the_message_comes_at_once(monkeypatch, tmp_path):
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(imdb_data, "KERAS_CACHE", str(tmp_path / "absent.npz"))
     with pytest.raises(UserError, match="--data_path=PATH/imdb.npz"):
         imdb_data.locate(None, can_download=lambda: False)
 

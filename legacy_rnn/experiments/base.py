@@ -102,6 +102,10 @@ class Experiment:
         frameworks (the two draw different masks)."""
         return config
 
+    def output_size(self, config):
+        """Values per example of the logits (or predictions)."""
+        return self.n_classes
+
     def resolved(self, config):
         """`config` with defaults that depend on other settings filled in (before building)."""
         return config
@@ -109,8 +113,9 @@ class Experiment:
     def plain_layers(self, config):
         """{Keras layer name: ((TF1 variable name, shape), ...)}: the layers outside the
         recurrent block whose Keras weights are the TF1 variables as they are, in order."""
-        return {"output": ((graphs.OUTPUT_WEIGHTS, (self.features(config), self.n_classes)),
-                           (graphs.OUTPUT_BIASES, (self.n_classes,)))}
+        outputs = self.output_size(config)
+        return {"output": ((graphs.OUTPUT_WEIGHTS, (self.features(config), outputs)),
+                           (graphs.OUTPUT_BIASES, (outputs,)))}
 
     def random_feeds(self, config, batch, rng):
         """A random batch tuple in the graph's input order (benchmarks, parity tests)."""
@@ -126,11 +131,8 @@ class Experiment:
         raise NotImplementedError
 
     def rnn_layers(self, model):
-        """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}
-        (for experiments with several models, those of the default's present in `model`)."""
-        present = {layer.name for layer in model.layers}
-        return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()
-                if name in present}
+        """{zoo cell name (`fw_0`, ...): the twin's Keras layer holding that cell's weights}."""
+        return {name: model.get_layer(name) for name, _, _ in self.block(self.config).cells()}
 
     # --- Generic --------------------------------------------------------------------------
     @property

@@ -1,14 +1,17 @@
 """`imdb_rnn`: the documents' IMDB sentiment model, a TF1 graph beside its Keras 3 twin.
 
 The documents (TF2 Keras): `imdb.load_data(num_words=10000)`, reviews padded to 80 words,
-`Embedding(10000, 100)`, two `SimpleRNNCell(64, dropout=0.5)` unrolled over the 80 steps, `Dense(1)`,
-sigmoid, binary cross-entropy, Adam 0.001, batches of 128 (`drop_remainder`), 4 epochs validated
-on the test split; seeds 22. TF1: an `embedding` variable and `tf.nn.embedding_lookup`, a
-`MultiRNNCell` of two `BasicRNNCell(64)` each in `DropoutWrapper(input_keep_prob=0.5)` switched on
-by the `training` placeholder (False by default: evaluation and serving run without dropout),
-`static_rnn`, `output/weights` and `output/biases`, `sigmoid_cross_entropy_with_logits`.
-The twin: `Embedding` named `embedding`, per level a `Dropout(0.5)` (TF1's per-step masks) and a
-`SimpleRNN` named `fw_K`, `Dense(1)` named `output`.
+`Embedding(10000, 100)`, two `SimpleRNNCell(64, dropout=0.5)` unrolled over the 80 steps,
+`Dense(1)`, sigmoid, binary cross-entropy, Adam 0.001, batches of 128 (`drop_remainder`),
+4 epochs validated on the test split; seeds 22.
+
+TF1: an `embedding` variable and `tf.nn.embedding_lookup`, a `MultiRNNCell` of two
+`BasicRNNCell(64)` each in `DropoutWrapper(input_keep_prob=0.5)` switched on by the `training`
+placeholder (False by default: evaluation and serving run without dropout), `static_rnn`,
+`output/weights` and `output/biases`, `sigmoid_cross_entropy_with_logits`.
+
+The twin: `Embedding` named `embedding`; per level a `Dropout(0.5)` (TF1's per-step masks) and
+an `RNN(SimpleRNNCell(64))` (what `SimpleRNN` is) named `fw_K`; `Dense(1)` named `output`.
 """
 import dataclasses
 
@@ -140,8 +143,8 @@ class Imdb(Experiment):
         x_train, y_train = imdb_data.synthetic_reviews([config.seed, 1], 96)
         x_test, y_test = imdb_data.synthetic_reviews([config.seed, 2], 40)
         (x_train, y_train), (x_test, y_test) = imdb_data.as_keras_loads(
-            {"x_train": np.array(x_train, dtype=object), "y_train": y_train,
-             "x_test": np.array(x_test, dtype=object), "y_test": y_test}, config.num_words)
+            {"x_train": imdb_data.ragged(x_train), "y_train": y_train,
+             "x_test": imdb_data.ragged(x_test), "y_test": y_test}, config.num_words)
         return self.arrays_to_data(config, x_train, y_train, x_test, y_test)
 
     def define_flags(self, flag_values=flags.FLAGS):

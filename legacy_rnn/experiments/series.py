@@ -97,6 +97,9 @@ class Series(Experiment):
             return config
         return dataclasses.replace(config, n_hidden=units)
 
+    def output_size(self, config):
+        return config.horizon
+
     def rnn_layers(self, model):
         return {layer.name: layer for layer in model.layers
                 if re.fullmatch(r"fw_\d+", layer.name)}
@@ -120,8 +123,7 @@ class Series(Experiment):
     def plain_layers(self, config):
         if not MODELS[config.model].dense:
             return {}
-        return {"output": ((graphs.OUTPUT_WEIGHTS, (self.features(config), config.horizon)),
-                           (graphs.OUTPUT_BIASES, (config.horizon,)))}
+        return super().plain_layers(config)
 
     def build_graph(self, config, optimizer="adam"):
         config = self.resolved(config)
