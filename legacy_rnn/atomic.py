@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 
-from legacy_rnn import interrupts
+from legacy_rnn.cli import interrupts
 from legacy_rnn.errors import UserError
 
 

@@ -3,5 +3,5 @@
     python -m legacy_rnn.imdb_rnn [--flagfile=flags/imdb_rnn.cfg] [--data_path=imdb.npz] [flags]
 """
 if __name__ == "__main__":
-    from legacy_rnn import entry
+    from legacy_rnn.cli import entry
     entry.program("imdb_rnn")

@@ -3,5 +3,5 @@
     python -m legacy_rnn.mnist_rnn [--flagfile=flags/mnist_rnn.cfg] [flags]
 """
 if __name__ == "__main__":
-    from legacy_rnn import entry
+    from legacy_rnn.cli import entry
     entry.program("mnist_rnn")

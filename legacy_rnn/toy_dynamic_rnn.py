@@ -4,5 +4,5 @@ relevant output gathered; fully offline.
     python -m legacy_rnn.toy_dynamic_rnn [--flagfile=flags/toy_dynamic_rnn.cfg] [flags]
 """
 if __name__ == "__main__":
-    from legacy_rnn import entry
+    from legacy_rnn.cli import entry
     entry.program("toy_dynamic_rnn")

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from legacy_rnn import backends, experiments
+from legacy_rnn import experiments
+from legacy_rnn.tools import backends
 
 # Every cell family of the zoo (the tool adds stacked and bidirectional structures).
 FAMILIES = {name: block for name, block in backends.ZOO_CASES.items()

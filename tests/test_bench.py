@@ -3,7 +3,8 @@ import json
 
 from absl import flags
 
-from legacy_rnn import bench, experiments
+from legacy_rnn import experiments
+from legacy_rnn.tools import bench
 
 
 def test_flop_count_of_one_lstm_training_step():

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from absl import flags
 
-from legacy_rnn import canary, canary_suite, drift, experiments
+from legacy_rnn import experiments
+from legacy_rnn.regression import canary
+from legacy_rnn.regression import canary_suite
+from legacy_rnn.regression import drift
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +67,7 @@ def _main(argv, tmp_path):
     holders = canary.define_flags(flag_values)
     flag_values(["canary", *argv, f"--out_dir={tmp_path / 'out'}",
                  f"--cache_dir={tmp_path / 'cache'}"])
-    from legacy_rnn import entry
+    from legacy_rnn.cli import entry
     return entry.guarded("canary", lambda: canary.main(holders, ["canary"]))
 
 
@@ -86,7 +89,7 @@ def test_a_candidate_that_cannot_import_gets_status_2(tmp_path, capsys):
     # An environment with nothing installed: the suite cannot even import numpy.
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
-    from legacy_rnn import entry
+    from legacy_rnn.cli import entry
     status = entry.guarded("canary", lambda: canary.run_suite(
         str(bare / "bin" / "python"), str(tmp_path / "c.npz"), quick=True))
     err = capsys.readouterr().err

@@ -9,9 +9,11 @@ import pytest
 import tensorflow as tf
 
 import tutorial_graphs
-from legacy_rnn import checkpoints, experiments, training
+from legacy_rnn import experiments
+from legacy_rnn.training import checkpoints
+from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
-from legacy_rnn.convert import convert_checkpoint
+from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from test_parity import ATOL, RTOL
 from test_programs import run_program_module

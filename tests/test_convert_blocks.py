@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import conversion, inspect as inspect_tool, zoo
+from legacy_rnn import zoo
+from legacy_rnn.conversion import blockwise as conversion
+from legacy_rnn.conversion import inspection as inspect_tool
 from legacy_rnn.errors import UserError
 
 C = zoo.CellSpec.make
@@ -225,7 +227,7 @@ def test_inspect_lists_blocks_and_guesses_the_rest(tmp_path, capsys):
 
 
 def test_guesses_for_other_variables():
-    from legacy_rnn import discover
+    from legacy_rnn.conversion import discover
     shapes = {"embedding": (100, 8), "dense/kernel": (8, 3), "dense/bias": (3,),
               "Variable": (8, 3), "Variable_1": (3,), "global_step": (),
               "dense/kernel/Adam": (8, 3), "beta1_power": ()}

@@ -15,9 +15,15 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import atomic, checkpoints, entry, experiments, golden, interrupts, programs, \
-    toy_data, training
-from legacy_rnn.convert import convert_checkpoint
+from legacy_rnn import atomic, experiments
+from legacy_rnn.cli import entry
+from legacy_rnn.cli import interrupts
+from legacy_rnn.cli import programs
+from legacy_rnn.data import toy as toy_data
+from legacy_rnn.regression import golden
+from legacy_rnn.training import checkpoints
+from legacy_rnn.training import loop as training
+from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.errors import UserError
 from test_programs import REPO, run_program
@@ -303,7 +309,7 @@ def test_a_half_written_metrics_json_stops_the_resume_with_the_fix(saved_run, co
 
 
 def test_an_unreadable_idx_file_is_named(idx_dir, capsys, monkeypatch):
-    from legacy_rnn import mnist_data
+    from legacy_rnn.data import mnist as mnist_data
     real_open = open
 
     def unreadable(path, *args, **kwargs):  # the tests run as root: chmod would not stop a read

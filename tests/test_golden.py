@@ -6,7 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from legacy_rnn import drift, experiments, golden
+from legacy_rnn import experiments
+from legacy_rnn.regression import drift
+from legacy_rnn.regression import golden
 from legacy_rnn.errors import UserError
 from test_programs import run_program_module
 

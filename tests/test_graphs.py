@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 import numpy_lstm
-from legacy_rnn import graphs, zoo
+from legacy_rnn import zoo
+from legacy_rnn.experiments import graphs
 from legacy_rnn.experiments.mnist import MNIST_BIRNN, MNIST_RNN, MnistConfig
 from legacy_rnn.experiments.toy import TOY, ToyConfig
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import experiment_parity
-from legacy_rnn import imdb_data
-from legacy_rnn.convert import convert_checkpoint
+from legacy_rnn.data import imdb as imdb_data
+from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.imdb import IMDB
 from test_faults import program_output

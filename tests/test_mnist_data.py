@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import idx_files
-from legacy_rnn import mnist_data
+from legacy_rnn.data import mnist as mnist_data
 from legacy_rnn.errors import UserError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 import experiment_parity
 import numpy_lstm
-from legacy_rnn import experiments, graphs, zoo
+from legacy_rnn import experiments, zoo
+from legacy_rnn.experiments import graphs
 
 # The TF migration guide's validate_correctness tolerance for forward results.
 RTOL, ATOL = 1e-6, 1e-5

@@ -11,7 +11,10 @@ import tensorflow as tf
 from absl import flags
 
 import numpy_lstm
-from legacy_rnn import experiments, mnist_data, programs, training
+from legacy_rnn import experiments
+from legacy_rnn.cli import programs
+from legacy_rnn.data import mnist as mnist_data
+from legacy_rnn.training import loop as training
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.mnist import MNIST_BIRNN, MnistConfig
 from legacy_rnn.experiments.toy import TOY, ToyConfig

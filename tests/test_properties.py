@@ -7,7 +7,8 @@ import tempfile
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from legacy_rnn import mnist_data, toy_data
+from legacy_rnn.data import mnist as mnist_data
+from legacy_rnn.data import toy as toy_data
 from legacy_rnn.errors import UserError
 
 PROPERTY = settings(max_examples=150, deadline=None,

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 import experiment_parity
-from legacy_rnn import series_data
-from legacy_rnn.convert import convert_checkpoint
+from legacy_rnn.data import series as series_data
+from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.experiments.series import MODELS, SERIES
 from test_faults import program_output
 

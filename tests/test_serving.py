@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from legacy_rnn import experiments, serving
-from legacy_rnn.convert import convert_checkpoint
+from legacy_rnn import experiments
+from legacy_rnn.training import serving
+from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from test_faults import program_in_process
 
@@ -142,7 +143,7 @@ def test_a_failing_export_leaves_nothing_half_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.compat.v1.saved_model.Builder, "save", full)
     from legacy_rnn.experiments.toy import TOY, ToyConfig
-    from legacy_rnn import training
+    from legacy_rnn.training import loop as training
     config = ToyConfig(n_hidden=4, seq_max_len=5, min_len=1, max_value=30, n_train=16, n_test=8)
     with pytest.raises(UserError, match=r"Writing .*export failed \(No space left on device\); "
                                         r"nothing was written"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from legacy_rnn import toy_data
+from legacy_rnn.data import toy as toy_data
 from legacy_rnn.errors import UserError
 
 

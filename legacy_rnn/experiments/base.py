@@ -16,7 +16,10 @@ import dataclasses
 
 import numpy as np
 
-from legacy_rnn import checkpoints, graphs, interrupts, training
+from legacy_rnn.cli import interrupts
+from legacy_rnn.experiments import graphs
+from legacy_rnn.training import checkpoints
+from legacy_rnn.training import loop as training
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
 

@@ -20,7 +20,13 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import batches, graphs, imdb_data, interrupts, programs, training, zoo
+from legacy_rnn import zoo
+from legacy_rnn.cli import interrupts
+from legacy_rnn.cli import programs
+from legacy_rnn.data import batches
+from legacy_rnn.data import imdb as imdb_data
+from legacy_rnn.experiments import graphs
+from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
 from legacy_rnn.zoo import blocks
 

@@ -15,7 +15,10 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import graphs, mnist_data, programs, zoo
+from legacy_rnn import zoo
+from legacy_rnn.cli import programs
+from legacy_rnn.data import mnist as mnist_data
+from legacy_rnn.experiments import graphs
 from legacy_rnn.experiments.base import Data, Experiment, register
 
 STEPS = ROW = 28

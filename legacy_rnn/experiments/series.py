@@ -17,7 +17,13 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
-from legacy_rnn import batches, graphs, interrupts, programs, series_data, training, zoo
+from legacy_rnn import zoo
+from legacy_rnn.cli import interrupts
+from legacy_rnn.cli import programs
+from legacy_rnn.data import batches
+from legacy_rnn.data import series as series_data
+from legacy_rnn.experiments import graphs
+from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
 from legacy_rnn.zoo import blocks
 

@@ -13,7 +13,11 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import graphs, programs, toy_data, training, zoo
+from legacy_rnn import zoo
+from legacy_rnn.cli import programs
+from legacy_rnn.data import toy as toy_data
+from legacy_rnn.experiments import graphs
+from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
 
 CLASSES = 2

@@ -11,7 +11,7 @@ import warnings
 
 from absl import flags, logging
 
-from legacy_rnn import training
+from legacy_rnn.training import loop as training
 
 
 def positive_int(name, default, help_text, flag_values):

@@ -106,7 +106,7 @@ def zoo_case(name, block, lengths):
 
 
 def golden_case(name):
-    from legacy_rnn import golden
+    from legacy_rnn.regression import golden
     result = golden.train_golden(name, _planted().get("learning_rate_scale", 1.0),
                                  final_weights=True)
     weights = result["final_weights"]
@@ -118,7 +118,8 @@ def golden_case(name):
 def keras_case(name):
     """The Keras 3 twin of experiment `name` with fixed weights: logits and gradients."""
     import tensorflow as tf
-    from legacy_rnn import experiments, graphs
+    from legacy_rnn import experiments
+    from legacy_rnn.experiments import graphs
     experiment = experiments.get(name)
     config = experiment.resolved(experiment.golden)
     shapes = experiment.variables(config)
@@ -142,7 +143,8 @@ def convert_case(name, block):
     """A checkpoint of `block` converted to Keras and back."""
     import keras
     import tensorflow as tf
-    from legacy_rnn import conversion, zoo
+    from legacy_rnn import zoo
+    from legacy_rnn.conversion import blockwise as conversion
     x = _fixed(name + "/x", X_SHAPE, 1.0)
     with tempfile.TemporaryDirectory() as tmp:
         graph = tf.Graph()
@@ -189,14 +191,14 @@ def environment():
     import keras
     import tensorflow as tf
     import tf_keras
-    from legacy_rnn import golden
+    from legacy_rnn.regression import golden
     return {**golden.environment(), "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__,
             "keras": keras.__version__, "python": platform.python_version()}
 
 
 def compute(quick=False, progress=None):
     """{"case|quantity": float32 array} in this environment."""
-    from legacy_rnn import programs
+    from legacy_rnn.cli import programs
     results = {}
     with programs.progress_lines_off():
         for case, fn in cases(quick):
@@ -211,7 +213,7 @@ def main(argv):
     out = argv[1]
     quick = "--quick" in argv[2:]
     import legacy_rnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-    from legacy_rnn import programs
+    from legacy_rnn.cli import programs
     programs.quiet_tf1_notices()
     results = compute(quick, progress=lambda case: print(f"canary_suite: {case}",
                                                          file=sys.stderr, flush=True))

@@ -57,7 +57,7 @@ def export_keras(keras_model, specs, call, export_dir, overwrite=False, head="so
     `call(model, **inputs)` -> logits, `head` as the graph's (`keras.export.ExportArchive`)."""
     import keras
 
-    from legacy_rnn import graphs
+    from legacy_rnn.experiments import graphs
 
     names = list(specs)
 

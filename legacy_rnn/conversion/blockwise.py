@@ -20,7 +20,11 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from legacy_rnn import atomic, checkpoints, discover, interrupts, keras_cells, metagraph, zoo
+from legacy_rnn import atomic, keras_cells, zoo
+from legacy_rnn.cli import interrupts
+from legacy_rnn.conversion import discover
+from legacy_rnn.conversion import metagraph
+from legacy_rnn.training import checkpoints
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
 

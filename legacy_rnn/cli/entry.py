@@ -1,9 +1,9 @@
 """How every command-line entry point starts, reports what went wrong, and exits.
 
-    if __name__ == "__main__":                # in legacy_rnn/<program>.py
-        from legacy_rnn import entry
-        entry.program("mnist_rnn")            # an experiment's program, or
-        entry.tool("legacy_rnn.golden")       # a tool: define_flags() -> holders, main(holders, argv)
+    if __name__ == "__main__":                # in legacy_rnn/<program>.py, a shim
+        from legacy_rnn.cli import entry
+        entry.program("mnist_rnn")            # an experiment's program, or a tool:
+        entry.tool("legacy_rnn.regression.golden", "golden")  # define_flags(), main(holders, argv)
 
 Signal handlers go in before anything heavy is imported (`interrupts`), so Ctrl-C and SIGTERM
 stop a run at any moment. What a user can fix ends in one paragraph on stderr, prefixed with the
@@ -17,7 +17,7 @@ import errno
 import importlib
 import sys
 
-from legacy_rnn import interrupts
+from legacy_rnn.cli import interrupts
 from legacy_rnn.errors import UserError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -26,19 +26,20 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 def program(experiment_name):
     """`python -m legacy_rnn.<experiment>`."""
     def load():
-        from legacy_rnn import experiments, programs
+        from legacy_rnn import experiments
+        from legacy_rnn.cli import programs
         experiment = experiments.get(experiment_name)
         return (lambda: programs.define(experiment),
                 lambda holders, argv: programs.run(experiment, holders, argv))
     main(experiment_name, load)
 
 
-def tool(module_name):
-    """`python -m legacy_rnn.<tool>` for a module with `define_flags()` and `main(holders, argv)`."""
+def tool(module_name, name):
+    """`python -m legacy_rnn.<name>` for a module with `define_flags()` and `main(holders, argv)`."""
     def load():
         module = importlib.import_module(module_name)
         return module.define_flags, module.main
-    main(module_name.rsplit(".", 1)[-1], load)
+    main(name, load)
 
 
 def main(name, load):
@@ -50,7 +51,7 @@ def main(name, load):
 def _start(name, load):
     with interrupts.phase("starting up (importing TensorFlow)"):
         define, body = load()
-        from legacy_rnn import programs
+        from legacy_rnn.cli import programs
         programs.quiet_tf1_notices()
         holders = define()
     check_flagfiles(sys.argv[1:])

@@ -23,7 +23,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from legacy_rnn import atomic, interrupts, serving
+from legacy_rnn import atomic
+from legacy_rnn.cli import interrupts
+from legacy_rnn.training import serving
 from legacy_rnn.errors import UserError
 
 CHECKPOINT_NAME = "model.ckpt"
@@ -182,7 +184,7 @@ class _Persistence:
     def latest(self):
         if not self.dir:
             return None
-        from legacy_rnn.checkpoints import resolve_prefix  # the same reading for every path
+        from legacy_rnn.training.checkpoints import resolve_prefix  # the same reading for every path
         if not os.path.exists(os.path.join(self.dir, "checkpoint")):
             return None
         return resolve_prefix(self.dir)
@@ -395,7 +397,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
 def _restore(sess, model, config, store, init_saver):
     """Resumes from the model_dir's latest checkpoint, or starts from --init_checkpoint;
     returns (first step to run, the train_history so far)."""
-    from legacy_rnn.checkpoints import load_tensors  # damaged-file messages, shared
+    from legacy_rnn.training.checkpoints import load_tensors  # damaged-file messages, shared
     resume_from = None if config.eval_only else store.latest()
     history, epoch_history = [], []
     if resume_from:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from legacy_rnn.errors import UserError
-from legacy_rnn.graphs import OUTPUT_BIASES, OUTPUT_WEIGHTS
+from legacy_rnn.experiments.graphs import OUTPUT_BIASES, OUTPUT_WEIGHTS
 
 TUTORIAL_NAMES = {OUTPUT_WEIGHTS: "Variable", OUTPUT_BIASES: "Variable_1"}
 READ_FIX = ("Pass the prefix of a tf.compat.v1 checkpoint (the path before .index / "

@@ -1,0 +1,67 @@
+"""Lists what a TF1 checkpoint holds: its recurrent blocks and a guess for every other variable.
+
+    python -m legacy_rnn.inspect CKPT [--json]
+
+CKPT is a checkpoint prefix or a directory with a `checkpoint` file. For each recurrent block:
+its structure (cell type, units, input size, peepholes, projection, stack depth, direction), its
+variable scope and variables; then every other variable with what it probably is.
+"""
+import json
+import sys
+
+from absl import app, flags
+
+from legacy_rnn.conversion import discover
+from legacy_rnn.training import checkpoints
+
+
+def define_flags(flag_values=flags.FLAGS):
+    return {"json": flags.DEFINE_bool("json", False, "Print JSON instead of text.",
+                                      flag_values=flag_values)}
+
+
+def describe(prefix):
+    shapes = checkpoints.list_variables(prefix)
+    found, others = discover.inspect_shapes(shapes, prefix)
+    return {"checkpoint": prefix, "variables": len(shapes),
+            "blocks": [{"scope": f.block.prefix, "structure": f.block.describe(),
+                        "direction": f.block.direction, "depth": len(f.block.levels),
+                        "input_size": f.input_size, "output_size": f.block.output_size,
+                        "cells": [{"layer": name, "cell": level.cell.describe(),
+                                   "units": level.cell.units,
+                                   "peepholes": bool(level.cell.get("use_peepholes")),
+                                   "projection": level.cell.get("num_proj"), "scope": prefix}
+                                  for name, level, prefix in f.block.cells()],
+                        "variables": f.variables} for f in found],
+            "other_variables": others}
+
+
+def main(holders, argv):
+    if len(argv) != 2:
+        raise app.UsageError("Pass one checkpoint: python -m legacy_rnn.inspect CKPT")
+    report = describe(checkpoints.resolve_prefix(argv[1]))
+    if holders["json"].value:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{report['checkpoint']}: {report['variables']} variables")
+    print(f"\n{len(report['blocks'])} recurrent block(s):")
+    for b in report["blocks"]:
+        print(f"  {b['scope']}/  {b['direction']}, {b['depth']} level(s), input {b['input_size']}, "
+              f"output {b['output_size']}")
+        print(f"    {b['structure']}")
+        for cell in b["cells"]:
+            extra = "".join([", peepholes" if cell["peepholes"] else "",
+                             f", projection {cell['projection']}" if cell["projection"] else ""])
+            print(f"    {cell['layer']}: {cell['cell']}{extra}  ({cell['scope']}/...)")
+    slots = [v for v in report["other_variables"] if v["guess"].startswith("optimizer state")]
+    rest = [v for v in report["other_variables"] if v not in slots]
+    print(f"\n{len(report['other_variables'])} other variable(s):")
+    for v in rest:
+        print(f"  {v['name']} {v['shape']}: {v['guess']}")
+    if slots:
+        kinds = sorted({v["name"].rsplit("/", 1)[-1] for v in slots})
+        print(f"  ... and {len(slots)} optimizer-state variables ({', '.join(kinds)}) of the "
+              "variables above (--json lists them)")
+    return 0
+

@@ -1,0 +1,1 @@
+"""Benchmarks and the backend check (Keras 3 on JAX / PyTorch)."""

@@ -1,0 +1,205 @@
+"""Leaving TensorFlow: converted models and Keras 3 twins on the JAX and PyTorch backends,
+checked against the TF1 graphs.
+
+    python -m legacy_rnn.backends [--backend=jax|torch] [--keep=DIR]
+
+This process (TensorFlow) builds the cases: each experiment's TF1 graph and each zoo cell's TF1
+block with random weights, their outputs on random inputs, their converted `.keras` files, and
+ten training steps of the TF1 programs (losses per step). A fresh process with `KERAS_BACKEND`
+set and no TensorFlow import (`legacy_rnn.backend_check`) loads the files, computes the same
+outputs and trains the converted models on the same batches with the original's optimizer
+settings. Tolerances: forward rtol 1e-6 / atol 1e-5, training losses atol 1e-5 per step (the TF
+migration guide). PyTorch is an optional extra: `pip install -e '.[torch]'`.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from legacy_rnn import experiments, zoo
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import blocks
+
+RTOL, ATOL = 1e-6, 1e-5
+TRAIN_STEPS = 10
+INSTALL = {"jax": "pip install -e '.[test]' (jax is a test dependency)",
+           "torch": "pip install -e '.[torch]'"}
+C = zoo.CellSpec.make
+ZOO_CASES = {
+    "BasicRNNCell": zoo.Block([C("basic_rnn", 4)]),
+    "GRUCell": zoo.Block([C("gru", 4)]),
+    "BasicLSTMCell": zoo.Block([C("basic_lstm", 4)]),
+    "LSTMCell(peepholes, cell_clip, num_proj, proj_clip, forget_bias)": zoo.Block(
+        [C("lstm", 4, use_peepholes=True, cell_clip=0.5, num_proj=3, proj_clip=0.4,
+           forget_bias=0.7)]),
+    "LayerNormBasicRNNCell": zoo.Block([C("ln_basic_rnn", 4)]),
+    "bidirectional MultiRNNCell([GRUCell, LSTMCell])": zoo.Block(
+        [C("gru", 3), C("lstm", 4)], "bidirectional"),
+    "stack_bidirectional_dynamic_rnn([BasicLSTMCell, GRUCell])": zoo.Block(
+        [C("basic_lstm", 3), C("gru", 3)], "stack_bidirectional"),
+}
+
+
+def _bumped_session(graph, seed):
+    """A Session of `graph` with every trainable variable moved off its initial value."""
+    with graph.as_default():
+        bumps = [v.assign_add(tf.random.normal(v.shape, stddev=0.3, seed=seed + i))
+                 for i, v in enumerate(tf.compat.v1.trainable_variables())]
+        init = tf.compat.v1.global_variables_initializer()
+    sess = tf.compat.v1.Session(graph=graph)
+    sess.run(init)
+    sess.run(bumps)
+    return sess
+
+
+def _save_inputs(path, inputs, **arrays):
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    np.savez(path, **{f"in_{i}": a for i, a in enumerate(inputs)}, **arrays)
+
+
+def _experiment_cases(directory, rng):
+    cases = []
+    for name, experiment in experiments.EXPERIMENTS.items():
+        config = experiment.resolved(experiment.golden)
+        model = experiment.build_graph(config)
+        sess = _bumped_session(model.graph, 1)
+        with model.graph.as_default():
+            variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
+        feeds = experiment.random_feeds(config, 16, rng)
+        logits = sess.run(model.logits, dict(zip(model.inputs, feeds)))
+        experiment.to_keras(config, sess.run(variables)).save(
+            os.path.join(directory, f"{name}.keras"))
+        _save_inputs(os.path.join(directory, f"{name}.npz"), experiment.keras_inputs(feeds),
+                     expected=logits)
+        cases.append({"name": f"{name}: logits", "kind": "forward", "file": f"{name}.keras",
+                      "data": f"{name}.npz", "rtol": RTOL, "atol": ATOL})
+        sess.close()
+    return cases
+
+
+def _zoo_cases(directory, rng, zoo_cases):
+    cases = []
+    for k, (name, block) in enumerate(zoo_cases.items()):
+        x = rng.normal(size=(5, 6, 3)).astype(np.float32)
+        lengths = np.array([6, 1, 4, 0, 3], np.int32)
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.set_random_seed(k)
+            outputs, _ = zoo.tf1_block(block, tf.constant(x), tf.constant(lengths))
+            variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
+        sess = _bumped_session(graph, 2)
+        expected, weights = sess.run([outputs, variables])
+        sess.close()
+        model = zoo.keras_block(block, 3, name=f"zoo_{k}")
+        blocks.to_keras(block, model, weights)
+        model.save(os.path.join(directory, f"zoo_{k}.keras"))
+        _save_inputs(os.path.join(directory, f"zoo_{k}.npz"), [x, lengths], expected=expected)
+        cases.append({"name": f"zoo {name}", "kind": "forward", "file": f"zoo_{k}.keras",
+                      "data": f"zoo_{k}.npz", "rtol": RTOL, "atol": ATOL})
+    return cases
+
+
+def _training_case(directory, rng, name="mnist_birnn"):
+    """TF1's Adam program for TRAIN_STEPS steps: its losses, and its converted initial weights
+    (the experiment's parity configuration: `train_on_batch` trains with dropout on)."""
+    experiment = experiments.get(name)
+    config = experiment.parity_config(experiment.resolved(experiment.golden))
+    model = experiment.build_graph(config)
+    with model.graph.as_default():
+        variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
+        init = tf.compat.v1.global_variables_initializer()
+    arrays, losses = {}, []
+    sess = tf.compat.v1.Session(graph=model.graph)  # not as a context: Keras runs eagerly below
+    try:
+        sess.run(init)
+        experiment.to_keras(config, sess.run(variables)).save(
+            os.path.join(directory, f"{name}_train.keras"))
+        for step in range(TRAIN_STEPS):
+            feeds = experiment.random_feeds(config, 16, rng)
+            _, loss = sess.run([model.train_op, model.loss], dict(zip(model.inputs, feeds)))
+            losses.append(float(loss))
+            inputs = experiment.keras_inputs(feeds)
+            for i, a in enumerate(inputs if isinstance(inputs, list) else [inputs]):
+                arrays[f"in{step:03d}_{i}"] = a
+            arrays[f"labels{step:03d}"] = feeds[1]
+    finally:
+        sess.close()
+    np.savez(os.path.join(directory, f"{name}_train.npz"), losses=np.array(losses), **arrays)
+    return [{"name": f"{name}: {TRAIN_STEPS} Adam steps (epsilon 1e-8)", "kind": "train",
+             "file": f"{name}_train.keras", "data": f"{name}_train.npz",
+             "learning_rate": config.learning_rate, "steps": TRAIN_STEPS, "atol": ATOL,
+             "head": experiment.head}]
+
+
+def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",)):
+    """Writes the cases (files, inputs, TF1 outputs and losses) and `cases.json`: every
+    experiment, `zoo_cases`, and TRAIN_STEPS Adam steps of each experiment in `train`."""
+    rng = np.random.default_rng(seed)
+    cases = _experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
+    for name in train:
+        cases += _training_case(directory, rng, name)
+    with open(os.path.join(directory, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    return cases
+
+
+def available(backend):
+    return importlib.util.find_spec(backend) is not None
+
+
+def run_check(directory, backend, timeout=600):
+    """The report of `legacy_rnn.backend_check` on `directory` under `backend` (a fresh process
+    without TF_USE_LEGACY_KERAS, so nothing routes Keras to tf-keras)."""
+    if not available(backend):
+        raise UserError(f"The {backend} backend is not installed: {INSTALL[backend]}.")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update(KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-m", "legacy_rnn.tools.backend_check", directory],
+                            env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+        raise UserError(f"The {backend} check process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def format_report(report):
+    lines = [f"backend {report['backend']} (Keras {report['keras']}; TensorFlow imported: "
+             f"{report['tensorflow_imported']})"]
+    for name, result in report["cases"].items():
+        if "failed" in result:
+            lines.append(f"  FAILED {name}: {' '.join(result['failed'])[:300]}")
+        else:
+            lines.append(f"  ok     {name}: largest difference "
+                         f"{result['largest_difference']:.1e}")
+    return "\n".join(lines)
+
+
+def define_flags(flag_values=flags.FLAGS):
+    return {
+        "backend": flags.DEFINE_enum("backend", "jax", ["jax", "torch"],
+                                     "The Keras 3 backend to check.", flag_values=flag_values),
+        "keep": flags.DEFINE_string("keep", None, "Write the cases here and keep them (default: "
+                                    "a temporary directory).", flag_values=flag_values),
+    }
+
+
+def main(holders, argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    backend = holders["backend"].value
+    if not available(backend):
+        raise UserError(f"The {backend} backend is not installed: {INSTALL[backend]}.")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = holders["keep"].value or tmp
+        os.makedirs(directory, exist_ok=True)
+        build_cases(directory)
+        report = run_check(directory, backend)
+    print(format_report(report))
+    failed = [n for n, r in report["cases"].items() if "failed" in r]
+    return 1 if failed or report["tensorflow_imported"] else 0
+

@@ -1,0 +1,1 @@
+"""Training: the loop, checkpoints of the experiments, and serving exports."""
