@@ -2,10 +2,10 @@
 
 A cell is a set of variables under one scope that one zoo family recognises (`kernel`/`bias`
 shaped like an LSTM, a GRU's `gates/...` and `candidate/...`, ...). Cells are grouped into blocks
-by the scopes the TF1 drivers create around them:
+by the scopes the TF1 drivers create around them (each driver's `patterns`, `zoo/drivers.py`):
 
     ROOT/<cell>                                   one cell (static_rnn / dynamic_rnn)
-    ROOT/multi_rnn_cell/cell_K/<cell>             a MultiRNNCell stack
+    ROOT/multi_rnn_cell/cell_K/<cell>             a MultiRNNCell stack (of one cell, too)
     ROOT/{fw,bw}/<cell>, ROOT/{fw,bw}/multi_rnn_cell/cell_K/<cell>      a bidirectional pair
     ROOT/cell_K/bidirectional_rnn/{fw,bw}/<cell>  stack_bidirectional_dynamic_rnn
     ROOT/cell_K/{fw,bw}/<cell>                    stack_bidirectional_rnn (static)
@@ -18,24 +18,13 @@ import re
 
 from legacy_rnn import zoo
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo import blocks
+from legacy_rnn.zoo import blocks, drivers
 
 # Families in the order a variable set is tried: the more variables a family needs, the earlier
 # (a layer-normalised cell's kernel and bias alone would also fit BasicRNNCell).
 ORDER = ("ln_basic_rnn", "gru", "lstm", "basic_lstm", "basic_rnn")
 SLOT_SUFFIXES = ("Adam", "Adam_1", "Momentum", "RMSProp", "RMSProp_1", "Adagrad", "Adadelta",
                  "Adadelta_1", "Ftrl", "Ftrl_1", "ExponentialMovingAverage")
-PATTERNS = [
-    ("stack_bidirectional", "dynamic",
-     re.compile(r"^(?P<root>.*?)/?cell_(?P<k>\d+)/bidirectional_rnn/(?P<d>fw|bw)$")),
-    ("stack_bidirectional", "static", re.compile(r"^(?P<root>.*?)/?cell_(?P<k>\d+)/(?P<d>fw|bw)$")),
-    ("bidirectional", None,
-     re.compile(r"^(?P<root>.*?)/?(?P<d>fw|bw)/multi_rnn_cell/cell_(?P<k>\d+)$")),
-    ("bidirectional", None, re.compile(r"^(?P<root>.*?)/?(?P<d>fw|bw)$")),
-    ("forward", None, re.compile(r"^(?P<root>.*?)/?multi_rnn_cell/cell_(?P<k>\d+)$")),
-]
-
-
 @dataclasses.dataclass
 class Found:
     """A recognised block: its zoo Block (default options), input size, and checkpoint names."""
@@ -99,26 +88,22 @@ def _family_subset(family, own):
     return {rel: shape for rel, shape in own.items() if rel in names}
 
 
-DRIVER_SCOPES = ("rnn", "bidirectional_rnn", "stack_bidirectional_rnn")
-
-
 def _inside_a_driver(prefix):
     """Whether a cell with a name of its own (`BasicLSTMCell(U, name="enc")`) sits where a TF1
     driver puts cells: under a driver's default scope or a stack/direction scope."""
-    direction, _, root, _, _, _ = _structure(prefix)
-    return direction != "forward" or "multi_rnn_cell" in prefix or \
-        root.rsplit("/", 1)[-1] in DRIVER_SCOPES
+    driver, root, _, _, stacked, _ = _structure(prefix)
+    return driver.direction != "forward" or stacked or \
+        root.rsplit("/", 1)[-1] in drivers.default_scopes()
 
 
 def _structure(prefix):
-    """(direction, driver or None, root, level index, half, cell scope) of a cell prefix."""
-    path, _, scope = prefix.rpartition("/")
-    for direction, driver, pattern in PATTERNS:
-        m = pattern.match(path)
-        if m:
-            return (direction, driver, m.group("root"), int(m.groupdict().get("k") or 0),
-                    m.groupdict().get("d") or "fw", scope)
-    return "forward", None, path, 0, "fw", scope
+    """(driver, root, level index, half, in a MultiRNNCell, cell scope) of a cell prefix."""
+    parent, _, scope = prefix.rpartition("/")
+    for driver in drivers.discovery_order():
+        found = driver.match(parent)
+        if found:
+            return (driver, *found, scope)
+    raise AssertionError(f"no driver pattern matches {parent!r}")  # forward's last one matches all
 
 
 def discover(shapes):
@@ -126,21 +111,22 @@ def discover(shapes):
     cells, used = find_cells(shapes)
     groups = {}
     for prefix, spec, input_size, own in cells:
-        direction, driver, root, k, half, scope = _structure(prefix)
-        key = (direction, driver, root)
+        driver, root, k, half, stacked, scope = _structure(prefix)
+        key = (driver.direction, driver.driver, root, stacked)
         groups.setdefault(key, {})[(half, k)] = (spec, input_size, scope, prefix, own)
     found = []
-    for (direction, driver, root), levels in sorted(groups.items(), key=lambda kv: kv[0][2]):
+    for (direction, driver, root, stacked), levels in sorted(groups.items(),
+                                                             key=lambda kv: kv[0][2]):
         depth = 1 + max(k for _, k in levels)
-        halves = ("fw",) if direction == "forward" else ("fw", "bw")
+        halves = drivers.get(direction, driver).halves
         if any((h, k) not in levels for h in halves for k in range(depth)):
             continue  # an incomplete stack: left among the other variables
         stacks = {h: [blocks.Level(levels[(h, k)][0],
                                    name=None if levels[(h, k)][2] == levels[(h, k)][0].family.scope
                                    else levels[(h, k)][2]) for k in range(depth)]
                   for h in halves}
-        block = zoo.Block(stacks["fw"], direction, driver or "dynamic",
-                          backward=stacks.get("bw"), scope=root)
+        block = zoo.Block(stacks["fw"], direction, driver, backward=stacks.get("bw"),
+                          scope=root, multi=stacked)
         input_size = levels[("fw", 0)][1]
         names = [f"{levels[key][3]}/{rel}" for key in sorted(levels) for rel in levels[key][4]]
         expected = block.variables(input_size)

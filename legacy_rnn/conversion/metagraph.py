@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import drivers
 
 ACTIVATION_OPS = {"Tanh": "tanh", "Relu": "relu", "Sigmoid": "sigmoid", "Elu": "elu",
                   "Softsign": "softsign"}
@@ -228,15 +229,9 @@ def cell_options(view, prefix, kind):
 
 def dynamic_scopes(block):
     """[(name scope of one dynamic_rnn call, 'fw'|'bw', first level, last level)]: where each
-    direction (and level) of a dynamic block ran its `dynamic_rnn` in the graph."""
-    p = block.prefix
-    n = len(block.levels)
-    if block.direction == "forward":
-        return [(p, "fw", 0, n - 1)]
-    if block.direction == "bidirectional":
-        return [(f"{p}/fw/fw", "fw", 0, n - 1), (f"{p}/bw/bw", "bw", 0, n - 1)]
-    return [(f"{p}/cell_{k}/bidirectional_rnn/{d}/{d}", d, k, k) for k in range(n)
-            for d in ("fw", "bw")]
+    direction (and level) of `block` ran its `dynamic_rnn` in the graph, had the graph run it with
+    the dynamic driver of its direction."""
+    return drivers.get(block.direction, "dynamic").graph_calls(block)
 
 
 def driver_tensors(graph, scope):

@@ -1,24 +1,16 @@
-"""Recurrent blocks: a stack of zoo cells run by one TF1 driver, and the Keras 3 block that
-computes the same function. The drivers know nothing about which cells they run.
+"""Recurrent blocks: a stack of zoo cells run by one TF1 driver (`drivers.py`), and the Keras 3
+block that computes the same function. Neither the blocks nor the drivers know which cells they run.
 
-A `Block` is what one call of a TF1 driver builds:
-
-| direction | TF1 drivers (static / dynamic) | variables, under `scope` (default in brackets) |
-|---|---|---|
-| forward | `static_rnn` / `dynamic_rnn` | `[rnn]/<cell>/...`; a stack: `[rnn]/multi_rnn_cell/cell_K/<cell>/...` |
-| bidirectional | `static_bidirectional_rnn` / `bidirectional_dynamic_rnn` | `[bidirectional_rnn]/{fw,bw}/<as forward>` |
-| stack_bidirectional | `stack_bidirectional_rnn` / `stack_bidirectional_dynamic_rnn` (tf.contrib, reproduced here) | static: `[stack_bidirectional_rnn]/cell_K/{fw,bw}/<cell>/...`; dynamic: `[stack_bidirectional_rnn]/cell_K/bidirectional_rnn/{fw,bw}/<cell>/...` |
-
-`<cell>` is the cell's own scope (`basic_lstm_cell`, `lstm_cell`, `gru_cell`, `basic_rnn_cell`,
-`layer_norm_basic_rnn_cell`); DropoutWrapper and ResidualWrapper add none. A stack level wraps its
-cell as GNMT did: `ResidualWrapper(DropoutWrapper(cell))`.
+A `Block` is what one call of a TF1 driver builds: its levels (a cell and its wrappers each), the
+driver, and the prefix of its variable names; `multi` says the code wrapped the levels in a
+`MultiRNNCell` (the names then hold `multi_rnn_cell/cell_K`, even for a stack of one). A stack
+level wraps its cell as GNMT did: `ResidualWrapper(DropoutWrapper(cell))`.
 
 The Keras twin (`keras_block`) takes `[x [batch, time, input], seqlen [batch]]` and returns the
 output sequence `[batch, time, output]` as the TF1 driver does from a zero initial state with that
 `sequence_length`: zeros past each length, forward and backward concatenated. Each level is one
-`keras.layers.RNN` named `fw_K` / `bw_K`; a TF1 stack (`MultiRNNCell`) becomes stacked layers with
-`return_sequences=True`, and a backward half runs forward over the sequence reversed within its
-length and is reversed back, exactly as TF1 does it.
+`keras.layers.RNN` named `fw_K` / `bw_K`; a TF1 stack becomes stacked layers with
+`return_sequences=True`.
 """
 import contextlib
 import dataclasses
@@ -29,12 +21,11 @@ import tensorflow as tf
 
 from legacy_rnn import keras_cells
 from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import drivers
 from legacy_rnn.zoo.cells import CellSpec
 
 DRIVERS = ("static", "dynamic")
 DIRECTIONS = ("forward", "bidirectional", "stack_bidirectional")
-DEFAULT_SCOPE = {"forward": "rnn", "bidirectional": "bidirectional_rnn",
-                 "stack_bidirectional": "stack_bidirectional_rnn"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +60,8 @@ class Block:
     direction: str = "forward"
     driver: str = "dynamic"
     backward: tuple | None = None  # the backward half's levels, when they differ
-    scope: str | None = None  # variable-name prefix up to the driver's scope (DEFAULT_SCOPE)
+    scope: str | None = None  # variable-name prefix up to the driver's scope (its default_scope)
+    multi: bool | None = None  # levels wrapped in a MultiRNNCell; default: more than one level
 
     def __post_init__(self):
         object.__setattr__(self, "levels", _levels(self.levels))
@@ -77,15 +69,23 @@ class Block:
             object.__setattr__(self, "backward", _levels(self.backward))
         if self.direction not in DIRECTIONS:
             raise UserError(f"direction {self.direction!r}: one of {', '.join(DIRECTIONS)}.")
-        if self.driver not in DRIVERS:
+        if drivers.get(self.direction, self.driver) is None:
             raise UserError(f"driver {self.driver!r}: one of {', '.join(DRIVERS)}.")
         if not self.levels:
             raise UserError("A block needs at least one cell.")
+        if self.multi is None or self.direction == "stack_bidirectional":
+            object.__setattr__(self, "multi", self.direction != "stack_bidirectional"
+                               and (len(self.levels) > 1 if self.multi is None else self.multi))
         if self.direction == "forward" and self.backward is not None:
             raise UserError("A forward block has no backward cells.")
         if self.direction != "forward" and len(self.backward_levels) != len(self.levels):
             raise UserError(f"{len(self.levels)} forward and {len(self.backward_levels)} backward "
                             "levels: TF1's bidirectional drivers pair them one to one.")
+
+    @property
+    def runner(self):
+        """The `drivers.Driver` that builds and names this block."""
+        return drivers.get(self.direction, self.driver)
 
     @property
     def backward_levels(self):
@@ -95,7 +95,7 @@ class Block:
 
     @property
     def prefix(self):
-        return DEFAULT_SCOPE[self.direction] if self.scope is None else self.scope
+        return self.runner.default_scope if self.scope is None else self.scope
 
     @property
     def output_size(self):
@@ -104,36 +104,11 @@ class Block:
 
     def cells(self):
         """[(keras layer name, Level, TF1 variable prefix of its cell)], bottom level first."""
-        def path(*parts):
-            return "/".join(part for part in parts if part)
-
-        p = self.prefix
-        if self.direction == "stack_bidirectional":
-            inner = "bidirectional_rnn" if self.driver == "dynamic" else ""
-            return [(f"{tag}_{k}", level, path(p, f"cell_{k}", inner, tag, level.scope))
-                    for k in range(len(self.levels))
-                    for tag, level in (("fw", self.levels[k]), ("bw", self.backward_levels[k]))]
-        halves = [("fw", self.levels, p)] if self.direction == "forward" else [
-            ("fw", self.levels, path(p, "fw")), ("bw", self.backward_levels, path(p, "bw"))]
-        out = []
-        for tag, levels, prefix in halves:
-            for k, level in enumerate(levels):
-                stack = f"multi_rnn_cell/cell_{k}" if len(levels) > 1 else ""
-                out.append((f"{tag}_{k}", level, path(prefix, stack, level.scope)))
-        return out
+        return self.runner.cells(self)
 
     def input_sizes(self, input_size):
         """{keras layer name: the input size its cell reads}."""
-        sizes, below = {}, {"fw": input_size, "bw": input_size}
-        for name, level, _ in self.cells():
-            tag, k = name.split("_")
-            if self.direction == "stack_bidirectional" and int(k) > 0:
-                sizes[name] = (self.levels[int(k) - 1].cell.output_size
-                               + self.backward_levels[int(k) - 1].cell.output_size)
-            else:
-                sizes[name] = below[tag]
-                below[tag] = level.cell.output_size
-        return sizes
+        return self.runner.input_sizes(self, input_size)
 
     def variables(self, input_size):
         """{TF1 variable name: shape} of every variable the block creates."""
@@ -142,22 +117,7 @@ class Block:
                 for name, shape in level.cell.family.variables(level.cell, sizes[layer]).items()}
 
     def describe(self):
-        def stack(levels):
-            names = [level.cell.describe() for level in levels]
-            return names[0] if len(names) == 1 else f"MultiRNNCell([{', '.join(names)}])"
-        driver = {("forward", "static"): "static_rnn", ("forward", "dynamic"): "dynamic_rnn",
-                  ("bidirectional", "static"): "static_bidirectional_rnn",
-                  ("bidirectional", "dynamic"): "bidirectional_dynamic_rnn",
-                  ("stack_bidirectional", "static"): "stack_bidirectional_rnn",
-                  ("stack_bidirectional", "dynamic"): "stack_bidirectional_dynamic_rnn"}[
-                      (self.direction, self.driver)]
-        if self.direction == "stack_bidirectional":
-            body = f"[{', '.join(level.cell.describe() for level in self.levels)}]"
-        else:
-            body = stack(self.levels)
-            if self.direction == "bidirectional":
-                body = f"fw={body}, bw={stack(self.backward_levels)}"
-        return f"{driver}({body}) under {self.prefix}/"
+        return self.runner.describe(self)
 
 
 def _levels(items):
@@ -184,55 +144,12 @@ def _tf1_level(level, input_size, training):
     return cell
 
 
-def _tf1_stack(levels, input_size, training):
+def _tf1_stack(levels, input_size, training, multi):
     cells, size = [], input_size
     for level in levels:
         cells.append(_tf1_level(level, size, training))
         size = level.cell.output_size
-    return cells[0] if len(cells) == 1 else tf.compat.v1.nn.rnn_cell.MultiRNNCell(cells)
-
-
-def stack_bidirectional_rnn(cells_fw, cells_bw, inputs, initial_states_fw=None,
-                            initial_states_bw=None, dtype=None, sequence_length=None, scope=None):
-    """`tf.contrib.rnn.stack_bidirectional_rnn` (TF 1.x), which tf.contrib's removal took away:
-    each level a `static_bidirectional_rnn` over the previous level's concatenated outputs,
-    under `stack_bidirectional_rnn/cell_K` (the level's scope is passed on, so no
-    `bidirectional_rnn` scope appears in the names). Returns (outputs, states_fw, states_bw)."""
-    states_fw, states_bw, layer = [], [], inputs
-    with tf.compat.v1.variable_scope(scope or "stack_bidirectional_rnn"):
-        for k, (cell_fw, cell_bw) in enumerate(zip(cells_fw, cells_bw)):
-            with tf.compat.v1.variable_scope(f"cell_{k}") as cell_scope:
-                layer, state_fw, state_bw = tf.compat.v1.nn.static_bidirectional_rnn(
-                    cell_fw, cell_bw, layer,
-                    initial_state_fw=initial_states_fw[k] if initial_states_fw else None,
-                    initial_state_bw=initial_states_bw[k] if initial_states_bw else None,
-                    sequence_length=sequence_length, dtype=dtype, scope=cell_scope)
-            states_fw.append(state_fw)
-            states_bw.append(state_bw)
-    return layer, tuple(states_fw), tuple(states_bw)
-
-
-def stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, inputs, initial_states_fw=None,
-                                    initial_states_bw=None, dtype=None, sequence_length=None,
-                                    parallel_iterations=None, time_major=False, scope=None,
-                                    swap_memory=False):
-    """`tf.contrib.rnn.stack_bidirectional_dynamic_rnn` (TF 1.x): each level a
-    `bidirectional_dynamic_rnn` under `stack_bidirectional_rnn/cell_K/bidirectional_rnn/{fw,bw}`,
-    its outputs concatenated for the next. Returns (outputs, states_fw, states_bw)."""
-    states_fw, states_bw, layer = [], [], inputs
-    with tf.compat.v1.variable_scope(scope or "stack_bidirectional_rnn"):
-        for k, (cell_fw, cell_bw) in enumerate(zip(cells_fw, cells_bw)):
-            with tf.compat.v1.variable_scope(f"cell_{k}"):
-                outputs, (state_fw, state_bw) = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-                    cell_fw, cell_bw, layer,
-                    initial_state_fw=initial_states_fw[k] if initial_states_fw else None,
-                    initial_state_bw=initial_states_bw[k] if initial_states_bw else None,
-                    sequence_length=sequence_length, parallel_iterations=parallel_iterations,
-                    dtype=dtype, swap_memory=swap_memory, time_major=time_major)
-                layer = tf.concat(outputs, 2)
-            states_fw.append(state_fw)
-            states_bw.append(state_bw)
-    return layer, tuple(states_fw), tuple(states_bw)
+    return tf.compat.v1.nn.rnn_cell.MultiRNNCell(cells) if multi else cells[0]
 
 
 def seeded_initializer():
@@ -260,52 +177,22 @@ def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_majo
     them as given. `parallel_iterations` and `swap_memory` are the dynamic drivers' own.
     """
     input_size = inputs.shape[-1]
-    time_axis = 0 if time_major else 1
     parent, _, name = block.prefix.rpartition("/")
-    sizes = block.input_sizes(input_size)
-    dynamic = dict(parallel_iterations=parallel_iterations, swap_memory=swap_memory,
-                   time_major=time_major)
+    dynamic = dict(parallel_iterations=parallel_iterations, swap_memory=swap_memory)
     with seeded_initializer(), (tf.compat.v1.variable_scope(parent) if parent
                                 else contextlib.nullcontext()):
         if block.direction == "stack_bidirectional":
-            fw = [_tf1_level(level, sizes[f"fw_{k}"], training)
-                  for k, level in enumerate(block.levels)]
-            bw = [_tf1_level(level, sizes[f"bw_{k}"], training)
-                  for k, level in enumerate(block.backward_levels)]
-            states = initial_state or (None, None)
-            if block.driver == "dynamic":
-                outputs, s_fw, s_bw = stack_bidirectional_dynamic_rnn(
-                    fw, bw, inputs, *states, dtype=tf.float32, sequence_length=sequence_length,
-                    scope=name, **dynamic)
-            else:
-                steps = tf.unstack(inputs, axis=time_axis)
-                outputs, s_fw, s_bw = stack_bidirectional_rnn(
-                    fw, bw, steps, *states, dtype=tf.float32, sequence_length=sequence_length,
-                    scope=name)
-                outputs = tf.stack(outputs, axis=time_axis) if stacked else outputs
-            return outputs, (s_fw, s_bw)
-        fw = _tf1_stack(block.levels, input_size, training)
-        if block.direction == "bidirectional":
-            bw = _tf1_stack(block.backward_levels, input_size, training)
-            state_fw, state_bw = initial_state or (None, None)
-            if block.driver == "dynamic":
-                outputs, states = tf.compat.v1.nn.bidirectional_dynamic_rnn(
-                    fw, bw, inputs, sequence_length=sequence_length, initial_state_fw=state_fw,
-                    initial_state_bw=state_bw, dtype=tf.float32, scope=name, **dynamic)
-                return tf.concat(outputs, 2), states
-            outputs, s_fw, s_bw = tf.compat.v1.nn.static_bidirectional_rnn(
-                fw, bw, tf.unstack(inputs, axis=time_axis), initial_state_fw=state_fw,
-                initial_state_bw=state_bw, dtype=tf.float32, sequence_length=sequence_length,
-                scope=name)
-            return (tf.stack(outputs, axis=time_axis) if stacked else outputs), (s_fw, s_bw)
-        if block.driver == "dynamic":
-            return tf.compat.v1.nn.dynamic_rnn(
-                fw, inputs, sequence_length=sequence_length, initial_state=initial_state,
-                dtype=tf.float32, scope=name, **dynamic)
-        outputs, state = tf.compat.v1.nn.static_rnn(
-            fw, tf.unstack(inputs, axis=time_axis), initial_state=initial_state, dtype=tf.float32,
-            sequence_length=sequence_length, scope=name)
-        return (tf.stack(outputs, axis=time_axis) if stacked else outputs), state
+            sizes = block.input_sizes(input_size)
+            cells = {tag: [_tf1_level(level, sizes[f"{tag}_{k}"], training)
+                           for k, level in enumerate(levels)]
+                     for tag, levels in (("fw", block.levels), ("bw", block.backward_levels))}
+        else:
+            cells = {tag: _tf1_stack(levels, input_size, training, block.multi)
+                     for tag, levels in (("fw", block.levels), ("bw", block.backward_levels))
+                     if levels}
+        return block.runner.build(block, cells, inputs, sequence_length, initial_state,
+                                  time_major, dynamic if block.driver == "dynamic" else {},
+                                  stacked, name)
 
 
 # --- Keras 3 ----------------------------------------------------------------------------------
@@ -364,23 +251,10 @@ def keras_block(block, input_size, name="block", return_state=False):
     mask = keras_cells.length_mask(x, seqlen)
     states = {}
 
-    def backward(levels, inputs, first=0):
-        flipped = keras_cells.reverse_within_length(inputs, seqlen)
-        out = _keras_stack("bw", levels, flipped, mask, states, first)
-        return keras_cells.reverse_within_length(out, seqlen)
+    def run_stack(tag, levels, inputs, first):
+        return _keras_stack(tag, levels, inputs, mask, states, first)
 
-    if block.direction == "forward":
-        out = _keras_stack("fw", block.levels, x, mask, states)
-    elif block.direction == "bidirectional":
-        out = keras.layers.Concatenate(name="concat")([
-            _keras_stack("fw", block.levels, x, mask, states),
-            backward(block.backward_levels, x)])
-    else:
-        out = x
-        for k, (fw, bw) in enumerate(zip(block.levels, block.backward_levels)):
-            out = keras.layers.Concatenate(name=f"concat_{k}")([
-                _keras_stack("fw", [fw], out, mask, states, k), backward([bw], out, k)])
-    out = keras_cells.zero_past_length(out, seqlen)
+    out = keras_cells.zero_past_length(block.runner.keras(block, x, seqlen, run_stack), seqlen)
     return keras.Model([x, seqlen], {"outputs": out, **states} if return_state else out,
                        name=name)
 
@@ -388,22 +262,10 @@ def keras_block(block, input_size, name="block", return_state=False):
 def tf1_state(block, states):
     """The final state as the TF1 driver returns it (numpy), from a `keras_block(...,
     return_state=True)` result's per-layer states."""
-    def level_state(name, level):
-        return level.cell.family.state_from_keras(level.cell, [np.asarray(s)
-                                                               for s in states[name]])
-
-    def stack(tag, levels):
-        each = tuple(level_state(f"{tag}_{k}", level) for k, level in enumerate(levels))
-        return each[0] if len(each) == 1 and block.direction != "stack_bidirectional" else each
-
-    if block.direction == "forward":
-        return stack("fw", block.levels)
-    return stack("fw", block.levels), stack("bw", block.backward_levels)
-
-
-def rnn_layers(model, block):
-    """{keras layer name: layer} of the block's recurrent levels inside `model`."""
-    return {name: model.get_layer(name) for name, _, _ in block.cells()}
+    level_states = {name: level.cell.family.state_from_keras(level.cell,
+                                                             [np.asarray(s) for s in states[name]])
+                    for name, level, _ in block.cells()}
+    return block.runner.tf1_state(block, level_states)
 
 
 # --- Weights ----------------------------------------------------------------------------------
