@@ -7,11 +7,33 @@ from legacy_rnn import experiments
 from legacy_rnn.tools import bench
 
 
-def test_flop_count_of_one_lstm_training_step():
-    # One step, one cell: forward 2*B*(in+U)*4U, backward twice that; plus the output layer.
-    assert bench.lstm_train_flops(batch=2, steps=1, n_input=3, n_hidden=4, directions=1,
-                                  n_classes=5) == 3 * (2 * 2 * 7 * 16 + 2 * 2 * 4 * 5)
-    assert bench.lstm_train_flops(2, 5, 3, 4, 2, 5) == 3 * (2 * 2 * 7 * 16 * 5 * 2 + 2 * 2 * 8 * 5)
+def test_flop_count_of_one_lstm_training_step_matches_tensorflows_profiler():
+    # The forward matmuls of a real static_rnn graph, counted by TensorFlow's profiler (2*M*N*K
+    # each); the benchmark's convention counts the backward pass as twice the forward.
+    import tensorflow as tf
+    batch, steps, n_input, n_hidden, n_classes = 2, 3, 5, 4, 6
+    for directions in (1, 2):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.set_random_seed(0)  # op determinism: initialisers need a seed
+            x = tf.compat.v1.placeholder(tf.float32, [batch, steps, n_input])
+            rows = tf.unstack(x, steps, 1)
+            make = lambda: tf.compat.v1.nn.rnn_cell.BasicLSTMCell(n_hidden)  # noqa: E731
+            if directions == 1:
+                outputs, _ = tf.compat.v1.nn.static_rnn(make(), rows, dtype=tf.float32)
+            else:
+                outputs, _, _ = tf.compat.v1.nn.static_bidirectional_rnn(make(), make(), rows,
+                                                                         dtype=tf.float32)
+            w = tf.compat.v1.get_variable("w", [directions * n_hidden, n_classes])
+            tf.matmul(outputs[-1], w)
+            ops = tf.compat.v1.profiler.ProfileOptionBuilder(
+                tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output()
+            stats = tf.compat.v1.profiler.profile(graph, options=ops.select(
+                ["float_ops"]).account_displayed_op_only(False).with_node_names(
+                    show_name_regexes=[".*MatMul.*"]).build())
+        matmul_flops = sum(child.float_ops for child in stats.children)
+        assert bench.lstm_train_flops(batch, steps, n_input, n_hidden, directions,
+                                      n_classes) == 3 * matmul_flops
 
 
 def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
@@ -28,7 +50,6 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     assert results["backends"][:2] == ["tensorflow", "jax"]  # jax: a test dependency
     for row in results["steps"]:
         assert row["legacy_ms"] > 0 and row["keras_ms"] > 0 and row["keras_jax_ms"] > 0
-        assert abs(row["legacy_over_keras"] - row["legacy_ms"] / row["keras_ms"]) < 1e-9
     assert [(p["rnn"], p["length"]) for p in results["scaling"]] == [("static", 4), ("dynamic", 4)]
     assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

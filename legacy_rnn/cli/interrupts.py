@@ -103,10 +103,6 @@ def phase_of(error):
     return getattr(error, "_legacy_rnn_phase", _state["phase"])
 
 
-def current_phase():
-    return _state["phase"]
-
-
 def raise_pending(what):
     """After a deferred block: raise Interrupted for a signal received during it, its message
     saying `what` happened ("... received while <what>")."""

@@ -30,6 +30,7 @@ from legacy_rnn.zoo import blocks
 
 # The TF migration guide's tolerance for forward results (atol); measured differences are ~1e-7.
 TOLERANCE = 1e-5
+# The options a flag can give when no .meta records them (`convert --forget_bias=...`).
 OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation")
 TF1_DEFAULT = "TF1's default"
 BATCH, TIME = 5, 7
@@ -72,12 +73,9 @@ def _with_options(found, view, meta, given):
 
     def level_with(level, prefix):
         family = level.cell.family
-        from_graph = metagraph.cell_options(view, prefix, level.cell.kind) if view else {}
+        from_graph = metagraph.cell_options(view, prefix, family)
         options = {}
-        for name in OPTIONS:
-            if name not in family.defaults or (name == "proj_clip"
-                                               and not level.cell.get("num_proj")):
-                continue
+        for name in family.option_names(level.cell):
             if name in from_graph:
                 value, source = from_graph[name], f"the .meta graph ({meta})"
             elif given.get(name) is not None:
@@ -238,44 +236,35 @@ def _write(output_dir, results, others, force, source):
 # --- Keras -> TF1 -------------------------------------------------------------------------------
 
 def spec_from_keras_cell(cell, basic=False):
-    """The zoo CellSpec of a Keras 3 cell; UserError for one with no TF1 equivalent."""
+    """The zoo CellSpec of a Keras 3 cell; UserError for one with no TF1 equivalent. Where two
+    families compute the cell (Keras's LSTMCell is a BasicLSTMCell and an LSTMCell), `basic`
+    takes the one with fewer variables."""
     import keras
-
-    def activation(fn):
-        name = keras.activations.serialize(fn)
-        name = name if isinstance(name, str) else name.get("config", name)
-        return "linear" if name is None else name
-
     name = type(cell).__name__
-    if isinstance(cell, keras_cells.TF1LSTMCell):
-        return zoo.CellSpec.make("lstm", cell.units, use_peepholes=cell.use_peepholes,
-                                 cell_clip=cell.cell_clip, num_proj=cell.num_proj,
-                                 proj_clip=cell.proj_clip, forget_bias=cell.forget_bias,
-                                 activation=cell.activation_name)
-    if isinstance(cell, keras_cells.LNSimpleRNNCell):
-        return zoo.CellSpec.make("ln_basic_rnn", cell.units, activation=cell.activation_name,
-                                 epsilon=cell.epsilon)
     recurrent = getattr(cell, "recurrent_activation", None)
-    if recurrent is not None and activation(recurrent) != "sigmoid":
-        raise UserError(f"{name} with recurrent_activation={activation(recurrent)!r}: TF1's cells "
-                        "use sigmoid gates. (Keras 2's hard_sigmoid is another function in Keras 3"
-                        "; see docs/migration.md.)")
+    if recurrent is not None and keras_activation(recurrent) != "sigmoid":
+        raise UserError(f"{name} with recurrent_activation={keras_activation(recurrent)!r}: TF1's "
+                        "cells use sigmoid gates. (Keras 2's hard_sigmoid is another function in "
+                        "Keras 3; see docs/migration.md.)")
     if not getattr(cell, "use_bias", True):
         raise UserError(f"{name} with use_bias=False has no TF1 cell equivalent (TF1 cells "
                         "always have a bias).")
-    if isinstance(cell, keras.layers.LSTMCell):
-        return zoo.CellSpec.make("basic_lstm" if basic else "lstm", cell.units,
-                                 activation=activation(cell.activation))
-    if isinstance(cell, keras.layers.GRUCell):
-        if cell.reset_after:
-            raise UserError("GRU with reset_after=True (Keras's default, the cuDNN variant) applies "
-                            "the reset gate after the recurrent matmul; TF1's GRUCell applies it "
-                            "before. Only reset_after=False converts.")
-        return zoo.CellSpec.make("gru", cell.units, activation=activation(cell.activation))
-    if isinstance(cell, keras.layers.SimpleRNNCell):
-        return zoo.CellSpec.make("basic_rnn", cell.units, activation=activation(cell.activation))
-    raise UserError(f"{name} is not a cell the zoo converts (SimpleRNNCell, GRUCell, LSTMCell, "
-                    "TF1LSTMCell, LNSimpleRNNCell).")
+    claims = [(family, options) for family in zoo.FAMILIES.values()
+              for options in [family.from_keras_cell(cell, keras_activation)]
+              if options is not None]
+    if not claims:
+        raise UserError(f"{name} is not a cell the zoo converts ("
+                        f"{', '.join(sorted({f.keras_name for f in zoo.FAMILIES.values()}))}).")
+    claims.sort(key=lambda claim: len(claim[0].variable_names()), reverse=not basic)
+    family, options = claims[0]
+    return zoo.CellSpec.make(family.kind, cell.units, **options)
+
+
+def keras_activation(fn):
+    import keras
+    name = keras.activations.serialize(fn)
+    name = name if isinstance(name, str) else name.get("config", name)
+    return "linear" if name is None else name
 
 
 def _recurrent_structure(model, basic, driver):

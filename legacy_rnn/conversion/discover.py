@@ -20,9 +20,6 @@ from legacy_rnn import zoo
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks, drivers
 
-# Families in the order a variable set is tried: the more variables a family needs, the earlier
-# (a layer-normalised cell's kernel and bias alone would also fit BasicRNNCell).
-ORDER = ("ln_basic_rnn", "gru", "lstm", "basic_lstm", "basic_rnn")
 SLOT_SUFFIXES = ("Adam", "Adam_1", "Momentum", "RMSProp", "RMSProp_1", "Adagrad", "Adadelta",
                  "Adadelta_1", "Ftrl", "Ftrl_1", "ExponentialMovingAverage")
 @dataclasses.dataclass
@@ -39,21 +36,26 @@ class Found:
 
 
 def _relative_names():
-    names = set()
-    for family in zoo.FAMILIES.values():
-        spec = zoo.CellSpec.make(family.kind, 4, **_all_options(family))
-        names |= set(family.variables(spec, 3))
-    return names
+    return set().union(*(family.variable_names() for family in zoo.FAMILIES.values()))
 
 
-def _all_options(family):
-    """Options that make a family create every variable it can (for the list of names)."""
-    return {k: v for k, v in {"use_peepholes": True, "num_proj": 2}.items()
-            if k in family.defaults}
+def _order(scope, prefix, view):
+    """The families to try on the cell under `prefix`, best first: those whose default scope it
+    is, then the rest by how many variables they can hold (a family explains every variable of
+    the cell or is not it). With a graph, a family whose ops the graph shows goes first and one
+    whose ops it contradicts (another family's fused op reads the kernel) is not tried."""
+    families = sorted(zoo.FAMILIES.values(), key=lambda f: (f.scope != scope,
+                                                            -len(f.variable_names())))
+    if view is None:
+        return families
+    verdicts = {f.kind: f.in_graph(view, prefix) for f in families}
+    return sorted((f for f in families if verdicts[f.kind] is not False),
+                  key=lambda f: verdicts[f.kind] is not True)
 
 
-def find_cells(shapes):
-    """[(cell prefix, CellSpec, input size, {relative name: shape})] and the names used."""
+def find_cells(shapes, view=None):
+    """[(cell prefix, CellSpec, input size, {relative name: shape})] and the names used; `view`
+    (the `.meta` graph's GraphView), when there is one, decides between families."""
     relative = sorted(_relative_names(), key=len, reverse=True)
     prefixes = set()
     for name in shapes:
@@ -68,24 +70,17 @@ def find_cells(shapes):
                if (name.startswith(prefix + "/") if prefix else True) and name not in used}
         own = {rel: shape for rel, shape in own.items() if rel in relative}
         scope = prefix.rsplit("/", 1)[-1]
-        by_scope = [k for k in ORDER if zoo.FAMILIES[k].scope == scope]
-        if not by_scope and not _inside_a_driver(prefix):
+        if scope not in {f.scope for f in zoo.FAMILIES.values()} and not _inside_a_driver(prefix):
             continue  # `dense/kernel` and `dense/bias` are not a BasicRNNCell
-        for kind in by_scope + [k for k in ORDER if k not in by_scope]:
-            family = zoo.FAMILIES[kind]
-            wanted = _family_subset(family, own)
-            found = family.recognize(wanted) if wanted else None
+        for family in _order(scope, prefix, view):
+            wanted = {rel: shape for rel, shape in own.items() if rel in family.variable_names()}
+            found = family.recognize(wanted) if wanted and wanted == own else None
             if found:
                 spec, input_size = found
                 cells.append((prefix, spec, input_size, wanted))
                 used |= {f"{prefix}/{rel}" if prefix else rel for rel in wanted}
                 break
     return cells, used
-
-
-def _family_subset(family, own):
-    names = set(family.variables(zoo.CellSpec.make(family.kind, 4, **_all_options(family)), 3))
-    return {rel: shape for rel, shape in own.items() if rel in names}
 
 
 def _inside_a_driver(prefix):
@@ -106,9 +101,9 @@ def _structure(prefix):
     raise AssertionError(f"no driver pattern matches {parent!r}")  # forward's last one matches all
 
 
-def discover(shapes):
+def discover(shapes, view=None):
     """(list of Found, {name: shape} of the variables no block uses)."""
-    cells, used = find_cells(shapes)
+    cells, used = find_cells(shapes, view)
     groups = {}
     for prefix, spec, input_size, own in cells:
         driver, root, k, half, stacked, scope = _structure(prefix)
@@ -170,16 +165,16 @@ def _tutorial_pair(kernel, bias):
     return bool(m) and bias == f"{m.group(1)}Variable_{int(m.group(2) or 0) + 1}"
 
 
-def inspect_shapes(shapes, source):
+def inspect_shapes(shapes, source, view=None):
     """(blocks, other variables with guesses); UserError if nothing recurrent is there."""
-    found, rest = discover(shapes)
+    found, rest = discover(shapes, view)
     others = [{"name": n, "shape": list(s), "guess": guess(n, s, shapes)}
               for n, s in sorted(rest.items())]
     if not found:
         listed = ", ".join(f"{n} {list(s)}" for n, s in sorted(shapes.items())[:10])
         raise UserError(f"{source} holds no recurrent layer this tool recognises: no set of "
-                        "variables has the names and shapes of a BasicRNNCell, GRUCell, "
-                        "BasicLSTMCell / LSTMCell or layer-normalised RNN cell "
+                        "variables has the names and shapes of a "
+                        f"{' / '.join(f.tf1_name for f in zoo.FAMILIES.values())} "
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
                         " If the cells are there under other names, check the checkpoint with "
                         "`python -m legacy_rnn.inspect`; if they are another kind of cell, the "

@@ -86,8 +86,9 @@ class Experiment:
         """Small offline data for the golden numbers (defaults to `load_data`)."""
         return self.load_data(config)
 
-    def define_flags(self):
-        """Defines the program's own flags, each named after a field of `config`."""
+    def define_flags(self, flag_values=None):
+        """Defines the program's own flags on `flag_values` (absl's FLAGS when None), each named
+        after a field of `config`; returns their FlagHolders."""
         return []
 
     def result_line(self, metrics):

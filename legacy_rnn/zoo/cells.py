@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import graphview
 
 FAMILIES = {}
 # Activations whose definition is the same in tf-keras (TF1 cells) and Keras 3. `hard_sigmoid`
@@ -65,6 +66,15 @@ class CellFamily:
     scope = ""  # the variable scope TF1 gives the cell, e.g. "basic_lstm_cell"
     defaults = {}  # TF1 constructor defaults of the options the family knows
     keras_name = ""  # what the Keras 3 twin is, for tables and messages
+    kernel_name = "kernel"  # the variable that multiplies concat([x, h_prev]) at every step
+    # Options that are not variables: only the .meta graph records them (else a flag, else the
+    # default, each said where it came from).
+    graph_options = ("activation",)
+    # Op types of the family's own kernels (contrib's fused cells): a graph where such an op
+    # reads the cell's kernel is this family's, never another's with the same variables.
+    fused_ops = ()
+    # Options under which the family creates every variable it can (for the list of names).
+    all_options = {}
 
     def check_options(self, units, options):
         """`options` with values normalised; UserError naming what TF1 or the twin cannot do."""
@@ -90,7 +100,7 @@ class CellFamily:
         if not units:
             return None
         spec = CellSpec.make(self.kind, units, **self.options_from(shapes))
-        kernel = shapes.get("kernel") or shapes.get("gates/kernel")
+        kernel = shapes.get(self.kernel_name)
         input_size = kernel[0] - spec.output_size if kernel and len(kernel) == 2 else 0
         if input_size <= 0 or self.variables(spec, input_size) != shapes:
             return None
@@ -101,6 +111,32 @@ class CellFamily:
         return bias[0] if bias and len(bias) == 1 else None
 
     def options_from(self, shapes):
+        return {}
+
+    def variable_names(self):
+        """Every variable name (relative to the cell's scope) the family can create."""
+        return set(self.variables(CellSpec.make(self.kind, 4, **self.all_options), 3))
+
+    # --- The .meta graph ------------------------------------------------------------------
+    def option_names(self, spec):
+        """The `graph_options` that apply to `spec`."""
+        return list(self.graph_options)
+
+    def in_graph(self, view, prefix):
+        """Whether the graph computes the cell under `prefix` with this family's ops: True or
+        False, or None when the graph shows no use of its kernel."""
+        fused = {op for family in FAMILIES.values() for op in family.fused_ops}
+        uses = graphview.first_use(view, f"{prefix}/{self.kernel_name}", {"MatMul", *fused})
+        if not uses:
+            return None
+        types = {view.op(key) for key in uses}
+        if self.fused_ops:
+            return bool(types & set(self.fused_ops))
+        return "MatMul" in types and not types & fused
+
+    def options_in_graph(self, view, prefix):
+        """{option: value} that the graph's ops show for the cell under `prefix` (those it shows:
+        the caller says where the others came from)."""
         return {}
 
     # --- TF1 side -------------------------------------------------------------------------
@@ -117,6 +153,11 @@ class CellFamily:
     # --- Keras 3 side ---------------------------------------------------------------------
     def keras_cell(self, spec, **kwargs):
         raise NotImplementedError
+
+    def from_keras_cell(self, cell, activation_name):
+        """The CellSpec options of a Keras 3 cell this family's twin is, or None when it is not
+        (`activation_name(fn)` names a Keras activation)."""
+        return None
 
     def registered_twin(self, spec):
         """Whether the twin is a cell of `legacy_rnn.keras_cells` (a file using it needs that

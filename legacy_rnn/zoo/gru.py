@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from legacy_rnn.zoo import cells
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import cells, simple
 
 NAMES = ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
 
@@ -26,6 +27,7 @@ class GRU(cells.CellFamily):
     scope = "gru_cell"
     defaults = {"activation": "tanh"}
     keras_name = "GRUCell / GRU (reset_after=False)"
+    kernel_name = "gates/kernel"
 
     def tf1_cell(self, spec, name=None):
         return tf.compat.v1.nn.rnn_cell.GRUCell(spec.units, activation=spec.get("activation"),
@@ -40,9 +42,22 @@ class GRU(cells.CellFamily):
         bias = shapes.get("candidate/bias")
         return bias[0] if bias and len(bias) == 1 else None
 
+    def options_in_graph(self, view, prefix):
+        """candidate MatMul -> BiasAdd -> the activation op."""
+        return simple.activation_after_bias(view, f"{prefix}/candidate/kernel")
+
     def keras_cell(self, spec, **kwargs):
         return keras.layers.GRUCell(spec.units, activation=spec.get("activation"),
                                     reset_after=False, **kwargs)
+
+    def from_keras_cell(self, cell, activation_name):
+        if not isinstance(cell, keras.layers.GRUCell):
+            return None
+        if cell.reset_after:
+            raise UserError("GRU with reset_after=True (Keras's default, the cuDNN variant) applies "
+                            "the reset gate after the recurrent matmul; TF1's GRUCell applies it "
+                            "before. Only reset_after=False converts.")
+        return {"activation": activation_name(cell.activation)}
 
     def to_keras(self, spec, tf1):
         r, u = np.split(tf1["gates/kernel"], 2, axis=1)

@@ -12,7 +12,7 @@ then tanh), written as a tf.compat.v1 `RNNCell` the way TF1 cells were: one kern
 import tensorflow as tf
 
 from legacy_rnn import keras_cells
-from legacy_rnn.zoo import cells
+from legacy_rnn.zoo import cells, graphview
 
 
 class LayerNormBasicRNNCell(tf.compat.v1.nn.rnn_cell.BasicRNNCell):
@@ -56,9 +56,23 @@ class LNBasicRNN(cells.CellFamily):
         return {"kernel": (input_size + u, u), "bias": (u,), "layer_norm/gamma": (u,),
                 "layer_norm/beta": (u,)}
 
+    def options_in_graph(self, view, prefix):
+        """MatMul -> BiasAdd -> v * inv + (beta - mean * inv) -> the activation op."""
+        matmul = graphview.matmul(view, f"{prefix}/kernel")
+        bias_add = graphview.consumer(view, matmul, "BiasAdd") if matmul else None
+        scaled = graphview.consumer(view, bias_add, "Mul") if bias_add else None
+        after = graphview.consumer(view, scaled, ("Add", "AddV2")) if scaled else None
+        activation = graphview.activation(view, after) if after else None
+        return {"activation": activation} if activation else {}
+
     def keras_cell(self, spec, **kwargs):
         return keras_cells.LNSimpleRNNCell(spec.units, activation=spec.get("activation"),
                                            epsilon=spec.get("epsilon"), **kwargs)
+
+    def from_keras_cell(self, cell, activation_name):
+        if isinstance(cell, keras_cells.LNSimpleRNNCell):
+            return {"activation": cell.activation_name, "epsilon": cell.epsilon}
+        return None
 
     def registered_twin(self, spec):
         return True

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from legacy_rnn import keras_cells
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo import cells
+from legacy_rnn.zoo import cells, graphview
 
 DEPRECATED = ("num_unit_shards", "num_proj_shards")
 
@@ -67,9 +67,41 @@ class _LSTMFamily(cells.CellFamily):
                             "it then. Leave proj_clip out or set num_proj.")
         return options
 
+    graph_options = ("forget_bias", "activation")
+
     def units_from(self, shapes):
         bias = shapes.get("bias")
         return bias[0] // 4 if bias and len(bias) == 1 and bias[0] % 4 == 0 else None
+
+    def options_in_graph(self, view, prefix):
+        """MatMul -> BiasAdd -> Split(4): output 2 (f) + Const = forget_bias; output 1 (j) -> the
+        activation op. LSTMCell: Minimum(c, Const) = cell_clip; projection MatMul ->
+        Minimum(Const) = proj_clip."""
+        options = {}
+        matmul = graphview.matmul(view, f"{prefix}/kernel")
+        bias_add = graphview.consumer(view, matmul, "BiasAdd") if matmul else None
+        split = graphview.consumer(view, bias_add, "Split") if bias_add else None
+        if split is None:
+            return options
+        for add, _ in view.next_ops(split, output=2):
+            if view.op(add) in ("Add", "AddV2"):
+                value = view.other_const(add, split)
+                if value is not None:
+                    options["forget_bias"] = value
+                    break
+        activation = None
+        for key, _ in view.next_ops(split, output=1):
+            if view.op(key) in graphview.ACTIVATION_OPS:
+                activation = graphview.ACTIVATION_OPS[view.op(key)]
+            elif view.op(key) == "Mul" and activation is None:
+                activation = "linear"
+        if activation:
+            options["activation"] = activation
+        options.update(self._clips_in_graph(view, prefix, matmul))
+        return options
+
+    def _clips_in_graph(self, view, prefix, matmul):
+        return {}
 
     def _tuple(self, spec):
         return spec.get("state_is_tuple")
@@ -137,6 +169,11 @@ class BasicLSTM(_LSTMFamily):
     defaults = {"forget_bias": 1.0, "state_is_tuple": True, "activation": "tanh"}
     keras_name = "LSTMCell / LSTM (forget_bias folded into the bias)"
 
+    def from_keras_cell(self, cell, activation_name):
+        if isinstance(cell, keras.layers.LSTMCell):
+            return {"activation": activation_name(cell.activation)}
+        return None
+
     def tf1_cell(self, spec, name=None):
         return tf.compat.v1.nn.rnn_cell.BasicLSTMCell(
             spec.units, forget_bias=spec.get("forget_bias"),
@@ -155,6 +192,30 @@ class LSTM(_LSTMFamily):
     defaults = {"use_peepholes": False, "cell_clip": None, "num_proj": None, "proj_clip": None,
                 "forget_bias": 1.0, "state_is_tuple": True, "activation": "tanh"}
     keras_name = "LSTMCell / LSTM, or TF1LSTMCell with peepholes, cell_clip or num_proj"
+    graph_options = ("forget_bias", "cell_clip", "proj_clip", "activation")
+    all_options = {"use_peepholes": True, "num_proj": 2}
+
+    def option_names(self, spec):
+        return [name for name in self.graph_options
+                if name != "proj_clip" or spec.get("num_proj")]
+
+    def _clips_in_graph(self, view, prefix, matmul):
+        # The cell was found: no clip op in it means no clip.
+        options = {"cell_clip": None, "proj_clip": None}
+        projection = graphview.matmul(view, f"{prefix}/projection/kernel")
+        for key, node in view.nodes.items():
+            if key[0] != matmul[0] or node is None or node.op != "Minimum":
+                continue
+            producer = view.inputs[key][0][:2]
+            value = next((v for v in (view.const(k[:2]) for k in view.inputs[key][1:])
+                          if v is not None), None)
+            if value is None or not key[1].startswith(matmul[1].rsplit("/", 1)[0]):
+                continue
+            if projection is not None and producer == projection:
+                options["proj_clip"] = value
+            else:
+                options["cell_clip"] = value
+        return options
 
     def _uses_builtin(self, spec):
         return not (spec.get("use_peepholes") or spec.get("cell_clip") is not None
@@ -162,6 +223,15 @@ class LSTM(_LSTMFamily):
 
     def output_size(self, spec):
         return spec.get("num_proj") or spec.units
+
+    def from_keras_cell(self, cell, activation_name):
+        if isinstance(cell, keras.layers.LSTMCell):
+            return {"activation": activation_name(cell.activation)}
+        if isinstance(cell, keras_cells.TF1LSTMCell):
+            return {"use_peepholes": cell.use_peepholes, "cell_clip": cell.cell_clip,
+                    "num_proj": cell.num_proj, "proj_clip": cell.proj_clip,
+                    "forget_bias": cell.forget_bias, "activation": cell.activation_name}
+        return None
 
     def options_from(self, shapes):
         projection = shapes.get("projection/kernel")

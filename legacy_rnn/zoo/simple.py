@@ -9,7 +9,16 @@ TF1 `kernel [in + U, U]` is Keras `kernel` (its first `in` rows) and `recurrent_
 import keras
 import tensorflow as tf
 
-from legacy_rnn.zoo import cells
+from legacy_rnn.zoo import cells, graphview
+
+
+def activation_after_bias(view, kernel):
+    """{"activation": ...} of a cell computing act(matmul(..., kernel) + bias), as the graph
+    shows it; {} when the graph does not."""
+    matmul = graphview.matmul(view, kernel)
+    bias_add = graphview.consumer(view, matmul, "BiasAdd") if matmul else None
+    activation = graphview.activation(view, bias_add) if bias_add else None
+    return {"activation": activation} if activation else {}
 
 
 @cells.register
@@ -27,8 +36,17 @@ class BasicRNN(cells.CellFamily):
     def variables(self, spec, input_size):
         return {"kernel": (input_size + spec.units, spec.units), "bias": (spec.units,)}
 
+    def options_in_graph(self, view, prefix):
+        """MatMul -> BiasAdd -> the activation op (none: linear)."""
+        return activation_after_bias(view, f"{prefix}/kernel")
+
     def keras_cell(self, spec, **kwargs):
         return keras.layers.SimpleRNNCell(spec.units, activation=spec.get("activation"), **kwargs)
+
+    def from_keras_cell(self, cell, activation_name):
+        if isinstance(cell, keras.layers.SimpleRNNCell):
+            return {"activation": activation_name(cell.activation)}
+        return None
 
     def state_dropout_twin(self, spec):
         return True
