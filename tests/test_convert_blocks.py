@@ -70,23 +70,30 @@ CASES = {
         block=zoo.Block([C("gru", 4), C("lstm", 5, use_peepholes=True, num_proj=3,
                                         forget_bias=0.5, cell_clip=2.0)],
                         "forward", "dynamic", scope="encoder/rnn"),
-        against="the original graph"),
+        against="the user's graph"),
     "BiLSTM static, forget_bias 0.7, .meta": dict(
         block=zoo.Block([C("basic_lstm", 4, forget_bias=0.7)], "bidirectional", "static"),
-        against="this project's TF1 rebuild"),
+        against="the user's graph"),
+    "stack_bidirectional_rnn (static) of GRU + LSTMCell(clips), .meta": dict(
+        block=zoo.Block([C("gru", 3), C("lstm", 4, cell_clip=0.4, forget_bias=0.2)],
+                        "stack_bidirectional", "static"),
+        against="the user's graph"),
     "stack_bidirectional_dynamic_rnn of GRU(relu) + LSTM, .meta": dict(
         block=zoo.Block([C("gru", 3, activation="relu"), C("lstm", 4)], "stack_bidirectional",
                         "dynamic", scope="tagger/stack_bidirectional_rnn"),
-        against="the original graph"),
+        against="the user's graph"),
     "stack_bidirectional_rnn (static) of two BasicRNNCells, no .meta": dict(
         block=zoo.Block([C("basic_rnn", 4), C("basic_rnn", 4)], "stack_bidirectional", "static"),
         against="this project's TF1 rebuild", meta=False),
     "time-major dynamic LSTMCell(num_proj, proj_clip), .meta": dict(
         block=zoo.Block([C("lstm", 4, num_proj=2, proj_clip=0.3)], "forward", "dynamic"),
-        against="this project's TF1 rebuild", time_major=True),
+        against="the user's graph", time_major=True),
     "layer-normalised RNN without sequence_length, .meta": dict(
         block=zoo.Block([C("ln_basic_rnn", 4)], "forward", "dynamic"),
-        against="the original graph", lengths=False),
+        against="the user's graph", lengths=False),
+    "one-cell MultiRNNCell of a static LSTMCell(forget_bias 0.0), .meta": dict(
+        block=zoo.Block([C("lstm", 4, forget_bias=0.0)], "forward", "static", multi=True),
+        against="the user's graph"),
 }
 
 
@@ -105,7 +112,8 @@ def test_a_checkpoint_converts_to_blocks_that_reproduce_the_original_graph(case,
     assert sorted(entry["variables"]) == sorted(block.variables(INPUT))
     assert {o["name"] for o in report["other_variables"]} >= {"classifier/kernel"}
     registered = any(level.cell.kind == "ln_basic_rnn" or level.cell.get("use_peepholes")
-                     or level.cell.get("num_proj") for level in block.levels)
+                     or level.cell.get("num_proj") or level.cell.get("cell_clip") is not None
+                     for level in block.levels)
     assert entry["load_with"] == ("legacy_rnn.keras_cells" if registered else None)
     # The options that are not variables, and where each came from.
     for level in block.levels:
@@ -149,17 +157,115 @@ def test_without_the_meta_options_come_from_flags_or_tf1_defaults(tmp_path):
     assert np.abs(np.asarray(right([x, lengths])) - original(x, lengths)).max() <= ATOL
 
 
+class DoublingRNNCell(tf.compat.v1.nn.rnn_cell.BasicRNNCell):
+    """A user's own cell with BasicRNNCell's variables and another function: 2 * tanh(...)."""
+
+    def call(self, inputs, state):
+        output, _ = super().call(inputs, state)
+        return 2.0 * output, 2.0 * output
+
+
 def test_a_block_failing_verification_is_not_written_unless_forced(tmp_path):
-    # The graph applies dropout at inference time: no checkpoint-only conversion can match it.
-    level = zoo.Level(C("gru", 4), dropout=zoo.Dropout(input_keep_prob=0.5))
-    prefix, _ = save_graph(tmp_path, zoo.Block([level], "forward", "dynamic"), dropout_on=True)
+    # The variables say BasicRNNCell; the user's graph computes something else: only a check
+    # against that graph can see it.
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT])
+        tf.compat.v1.nn.dynamic_rnn(DoublingRNNCell(4, name="basic_rnn_cell"), x,
+                                    dtype=tf.float32)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            prefix = str(tmp_path / "ckpt" / "model.ckpt")
+            tf.compat.v1.train.Saver().save(sess, prefix)
     results, _, report = convert(prefix, tmp_path / "out")
+    assert report["blocks"][0]["verified_against"].startswith("the user's graph")
     assert not results[0].ok and report["blocks"][0]["status"] == "failed: not written"
     assert report["blocks"][0]["largest_difference"] > 1e-3
     assert not list((tmp_path / "out").glob("*.keras"))
     results, _, report = convert(prefix, tmp_path / "forced", force=True)
     assert report["blocks"][0]["status"] == "written despite failing (--force)"
     assert list((tmp_path / "forced").glob("*.keras"))
+
+
+def test_dropout_left_in_a_saved_training_graph_is_neutralised_not_trusted(tmp_path):
+    # A training graph saved with dropout on (a tensor keep probability, and Python floats:
+    # random ops inside the RNN): the check runs the graph with the dropout bypassed, says so,
+    # and the conversion verifies.
+    levels = [zoo.Level(C("gru", 4), dropout=zoo.Dropout(input_keep_prob=0.5)),
+              zoo.Level(C("basic_lstm", 3, forget_bias=0.0),
+                        dropout=zoo.Dropout(output_keep_prob=0.6))]
+    prefix, original = save_graph(tmp_path, zoo.Block(levels, "forward", "static"),
+                                  dropout_on=True)
+    results, _, report = convert(prefix, tmp_path / "out")
+    entry = report["blocks"][0]
+    assert entry["status"] == "written" and entry["largest_difference"] <= ATOL, entry
+    assert entry["verified_against"].startswith("the user's graph")
+    assert any("dropout" in note and "passes its input through" in note
+               for note in entry["neutralised"]), entry["neutralised"]
+
+
+def test_a_misread_option_fails_against_the_users_graph(tmp_path, monkeypatch):
+    # Planted misread: the LSTM family reads forget_bias 1.0 where the graph holds 0.0. The
+    # check against the user's graph must refuse the result (a check against this project's
+    # rebuild, built with the same misread value, would pass it).
+    block = zoo.Block([C("basic_lstm", 4, forget_bias=0.0)], "forward", "static", multi=True)
+    prefix, _ = save_graph(tmp_path, block)
+    family = zoo.FAMILIES["basic_lstm"]
+    honest = family.options_in_graph
+    monkeypatch.setattr(family, "options_in_graph",
+                        lambda view, p: {**honest(view, p), "forget_bias": 1.0})
+    results, _, report = convert(prefix, tmp_path / "out")
+    entry = report["blocks"][0]
+    assert entry["options"]["forget_bias"]["value"] == 1.0  # the misread took effect
+    assert entry["verified_against"].startswith("the user's graph")
+    assert not results[0].ok and entry["largest_difference"] > 1e-2
+    assert entry["status"] == "failed: not written"
+
+
+def test_a_ptb_style_hand_written_loop_converts_against_its_graph(tmp_path):
+    # tensorflow/models' PTB LM: MultiRNNCell([DropoutWrapper(BasicLSTMCell(forget_bias=0.0),
+    # output_keep_prob=0.5)]) of ONE cell, stepped by hand under variable_scope("RNN") with
+    # reuse, saved from the training graph (dropout ops inside). inspect and convert agree.
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        ids = tf.compat.v1.placeholder(tf.int32, [3, TIME], name="input_ids")
+        embedding = tf.compat.v1.get_variable("embedding", [11, INPUT])
+        inputs = tf.nn.embedding_lookup(embedding, ids)
+        cell = tf.compat.v1.nn.rnn_cell.MultiRNNCell([tf.compat.v1.nn.rnn_cell.DropoutWrapper(
+            tf.compat.v1.nn.rnn_cell.BasicLSTMCell(4, forget_bias=0.0), output_keep_prob=0.5)])
+        state = cell.zero_state(3, tf.float32)
+        outputs = []
+        with tf.compat.v1.variable_scope("RNN"):
+            for t in range(TIME):
+                if t > 0:
+                    tf.compat.v1.get_variable_scope().reuse_variables()
+                output, state = cell(inputs[:, t, :], state)
+                outputs.append(output)
+        softmax_w = tf.compat.v1.get_variable("softmax_w", [4, 11])
+        tf.matmul(tf.reshape(tf.concat(outputs, 1), [-1, 4]), softmax_w, name="logits")
+        bumps = [v.assign_add(tf.random.normal(v.shape, stddev=0.4))
+                 for v in tf.compat.v1.trainable_variables()]
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(bumps)
+            prefix = str(tmp_path / "ckpt" / "model.ckpt")
+            tf.compat.v1.train.Saver().save(sess, prefix)
+    report = inspect_tool.describe(prefix)
+    (b,) = report["blocks"]
+    assert b["scope"] == "RNN" and b["depth"] == 1
+    assert b["structure"] == "static_rnn(MultiRNNCell([BasicLSTMCell(4, forget_bias=0.0)])) " \
+        "under RNN/"
+    results, _, out = convert(prefix, tmp_path / "out")
+    entry = out["blocks"][0]
+    assert entry["structure"] == b["structure"]
+    assert entry["options"]["forget_bias"]["value"] == 0.0
+    assert "the .meta graph" in entry["options"]["forget_bias"]["source"]
+    assert entry["verified_against"].startswith("the user's graph")
+    assert entry["neutralised"] and entry["status"] == "written"
+    assert entry["largest_difference"] <= ATOL
+    print(f"PTB-style loop: largest difference {entry['largest_difference']:.1e}")
 
 
 def test_the_way_back_restores_into_tf1_with_the_same_outputs(tmp_path):

@@ -3,11 +3,12 @@
 To Keras (`to_keras_blocks`): the blocks are found from the variable names and shapes
 (`discover`); the options that are not variables come from the `.meta` graph when the Saver wrote
 one (`metagraph`), else from the caller's flags, else TF1's defaults, and each value says where it
-came from. Every block is then checked on random inputs and lengths: against the ORIGINAL graph
-where the `.meta` shows it ran a dynamic driver (each direction and level's `dynamic_rnn` is
-found by name and fed directly), else against this project's TF1 rebuild of the block (`zoo`) with
-those options. Above `TOLERANCE` the block is reported as failed and its file is not written
-(unless `force`). Files go to a temporary directory first, renamed into place at the end.
+came from. Every block is then checked on random inputs: against the user's own graph whenever
+the `.meta` is there (`verify`: the cells fed where the graph computes them, dropout
+neutralised), and only without one against this project's TF1 rebuild (`zoo`), the options it
+assumed named in the report and in `blocks.json`. Above `TOLERANCE` the block is reported as
+failed and its file is not written (unless `force`). Files go to a temporary directory first,
+renamed into place at the end.
 
 To TF1 (`to_tf1_checkpoint`): a Keras 3 model's recurrent layers written as a tf.compat.v1
 checkpoint under the names the TF1 drivers give them, so TF1 code restores them.
@@ -20,12 +21,11 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from legacy_rnn import atomic, keras_cells, zoo
+from legacy_rnn import atomic, zoo
 from legacy_rnn.cli import interrupts
-from legacy_rnn.conversion import discover
-from legacy_rnn.conversion import metagraph
-from legacy_rnn.training import checkpoints
+from legacy_rnn.conversion import discover, metagraph, verify
 from legacy_rnn.errors import UserError
+from legacy_rnn.training import checkpoints
 from legacy_rnn.zoo import blocks
 
 # The TF migration guide's tolerance for forward results (atol); measured differences are ~1e-7.
@@ -33,7 +33,6 @@ TOLERANCE = 1e-5
 # The options a flag can give when no .meta records them (`convert --forget_bias=...`).
 OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation")
 TF1_DEFAULT = "TF1's default"
-BATCH, TIME = 5, 7
 
 
 @dataclasses.dataclass
@@ -45,6 +44,8 @@ class BlockResult:
     largest_difference: float
     file: str
     status: str = ""
+    neutralised: list = dataclasses.field(default_factory=list)  # dropout, keep probabilities
+    assumed: list = dataclasses.field(default_factory=list)  # options not read from the graph
 
     @property
     def ok(self):
@@ -61,8 +62,9 @@ class BlockResult:
                 "variables": self.found.variables, "load_with": self.load_with,
                 "structure": self.block.describe(), "input_size": self.found.input_size,
                 "output_size": self.block.output_size, "options": self.options,
-                "verified_against": self.verified_against,
-                "largest_difference": self.largest_difference, "status": self.status}
+                "verified_against": self.verified_against, "neutralised": self.neutralised,
+                "assumed": self.assumed, "largest_difference": self.largest_difference,
+                "status": self.status}
 
 
 # --- Options ----------------------------------------------------------------------------------
@@ -103,119 +105,57 @@ def _with_options(found, view, meta, given):
         same = len(set(map(repr, values.values()))) == 1
         report[name] = {"value": next(iter(values.values())) if same else values,
                         "source": "; ".join(sources)}
-    return zoo.Block(levels, b.direction, driver, backward=backward, scope=b.scope), report
-
-
-# --- Verification -----------------------------------------------------------------------------
-
-def _random_case(rng, input_size, batch=BATCH, time=TIME):
-    x = rng.normal(size=(batch, time, input_size)).astype(np.float32)
-    lengths = rng.integers(0, time + 1, batch).astype(np.int32)
-    lengths[0] = time
-    return x, lengths
-
-
-def _keras_half(model, block, half, first, last, x, lengths):
-    """Levels first..last of one half of the Keras block, run forward over `x`."""
-    mask = keras_cells.length_mask(x, lengths)
-    levels = block.levels if half == "fw" else block.backward_levels
-    for k in range(first, last + 1):
-        out, *_ = model.get_layer(f"{half}_{k}")(x, mask=mask)  # the layers return their states
-        x = out + x if levels[k].residual else out
-    return np.asarray(keras_cells.zero_past_length(x, lengths))
-
-
-def verify_against_graph(block, model, prefix, meta, rng):
-    """Largest difference between each dynamic_rnn call of `block` in the imported `.meta` graph
-    and the Keras block's levels; None when the graph does not show those calls."""
-    graph = tf.Graph()
-    with graph.as_default():
-        try:
-            saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
-        except (ValueError, KeyError, tf.errors.OpError) as e:
-            raise UserError(f"{meta} cannot be imported ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200]}). Move it away to convert without "
-                            "it.") from None
-        calls = [(metagraph.driver_tensors(graph, scope), half, first, last)
-                 for scope, half, first, last in metagraph.dynamic_scopes(block)]
-        if saver is None or any(tensors is None for tensors, *_ in calls):
-            return None
-        runs = []
-        with tf.compat.v1.Session(graph=graph) as sess:
-            saver.restore(sess, prefix)
-            for (x_tensor, lengths_tensor, output), half, first, last in calls:
-                size = x_tensor.shape[-1]
-                # The batch: whichever of the two tensors fixes it (a constant length vector).
-                batch = (x_tensor.shape[0] or (lengths_tensor.shape[0] if lengths_tensor is not
-                                               None and lengths_tensor.shape.rank == 1 else None)
-                         or BATCH)
-                time = x_tensor.shape[1] or TIME
-                x, lengths = _random_case(rng, size, batch, time)
-                if lengths_tensor is None:
-                    lengths[:] = time
-                feed = {x_tensor: x, **({lengths_tensor: lengths} if lengths_tensor is not None
-                                         else {})}
-                runs.append((sess.run(output, feed), half, first, last, x, lengths))
-    # The Keras side outside the imported graph: Keras 3 runs eagerly.
-    return max(float(np.max(np.abs(original - _keras_half(model, block, half, first, last, x,
-                                                          lengths))))
-               for original, half, first, last, x, lengths in runs)
-
-
-def verify_against_rebuild(block, model, weights, input_size, rng):
-    """Largest difference between this project's TF1 graph of `block` (the checkpoint's weights)
-    and the Keras block, on random inputs and lengths."""
-    x, lengths = _random_case(rng, input_size)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(0)  # initialisers exist (then overwritten): op determinism
-        xs = tf.compat.v1.placeholder(tf.float32, [None, TIME, input_size])  # static: a fixed T
-        ls = tf.compat.v1.placeholder(tf.int32, [None])
-        outputs, _ = zoo.tf1_block(block, xs, ls)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            for v in tf.compat.v1.global_variables():
-                v.load(weights[v.op.name], sess)
-            original = sess.run(outputs, {xs: x, ls: lengths})
-    return float(np.max(np.abs(original - np.asarray(model([x, lengths])))))
+    return dataclasses.replace(b, levels=tuple(levels), driver=driver,
+                               backward=tuple(backward) if backward else None), report
 
 
 # --- TF1 -> Keras -------------------------------------------------------------------------------
+
+def read_blocks(checkpoint, given=None):
+    """What `inspect` and `convert` both read: (checkpoint prefix, .meta path or None, the
+    checkpoint's Found blocks, other variables, [(Found, block with its options, options report)]).
+    With a `.meta`, the graph decides the families, the driver and the options."""
+    prefix = checkpoints.resolve_prefix(checkpoint)
+    shapes = checkpoints.list_variables(prefix)
+    meta = metagraph.meta_path(prefix)
+    view = metagraph.GraphView(metagraph.read_graph(meta)) if meta else None
+    found, others = discover.inspect_shapes(shapes, prefix, view)
+    return prefix, meta, others, [(f, *_with_options(f, view, meta, given or {})) for f in found]
+
 
 def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=None, seed=0):
     """Writes one `.keras` file per recurrent block of `checkpoint` and `blocks.json` into
     `output_dir`; returns (results, other variables). Failed blocks are written only with
     `force`."""
-    prefix = checkpoints.resolve_prefix(checkpoint)
-    shapes = checkpoints.list_variables(prefix)
-    found, others = discover.inspect_shapes(shapes, prefix)
     if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)) \
             and not overwrite:
         raise UserError(f"--output={output_dir} exists and is not an empty directory. Choose "
                         "another --output, or pass --overwrite to replace it.")
-    meta = metagraph.meta_path(prefix)
-    view = metagraph.GraphView(metagraph.read_graph(meta)) if meta else None
+    prefix, meta, others, read = read_blocks(checkpoint, given)
     rng = np.random.default_rng(seed)
     results = []
-    for f in found:
+    for f, block, options in read:
         with interrupts.phase(f"converting {f.block.prefix}"):
-            block, options = _with_options(f, view, meta, given or {})
             weights = checkpoints.load_tensors(prefix, f.variables)
             model = zoo.keras_block(block, f.input_size, name=f.name)
             blocks.to_keras(block, model, weights)
-            difference = None
-            if meta and block.driver == "dynamic":
-                difference = verify_against_graph(block, model, prefix, meta, rng)
-                against = f"the original graph ({os.path.basename(meta)})"
-            if difference is None:
-                difference = verify_against_rebuild(block, model, weights, f.input_size, rng)
+            checked = verify.against_graph(block, model, prefix, meta, rng) if meta else None
+            if checked is not None:
+                difference, how, neutralised = checked
+                against = f"the user's graph ({os.path.basename(meta)}: {how})"
+                assumed = []
+            else:
+                difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
                 why = ("no .meta beside the checkpoint" if not meta else
-                       "static drivers leave no graph tensor for their outputs"
-                       if block.driver == "static" else
-                       "its dynamic_rnn calls are not where TF1 names them: time-major input "
-                       "or a renamed scope")
+                       "the .meta does not show where the block's cells run: neither steps of "
+                       "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them")
                 against = f"this project's TF1 rebuild of the block ({why})"
+                neutralised = []
+                assumed = sorted(name for name, option in options.items()
+                                 if not option["source"].startswith("the .meta graph"))
             results.append((BlockResult(f, block, options, against, difference,
-                                        f"{f.name}.keras"), model))
+                                        f"{f.name}.keras", neutralised=neutralised,
+                                        assumed=assumed), model))
     _write(output_dir, results, others, force, prefix)
     return [r for r, _ in results], others
 

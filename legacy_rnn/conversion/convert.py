@@ -153,6 +153,13 @@ def _blocks(value):
             print(f"           {name} = {option['value']!r} ({option['source']})")
         print(f"           largest difference {r.largest_difference:.2e} against "
               f"{r.verified_against} (tolerance {conversion.TOLERANCE:g})")
+        for note in r.neutralised:
+            print(f"           neutralised: {note}")
+        if r.assumed:
+            print(f"           ASSUMED, not read from a graph: {', '.join(r.assumed)}. The check "
+                  "ran this project's rebuild with those values: it cannot tell whether the "
+                  "original used others. Keep the .meta beside the checkpoint to check against "
+                  "the original graph.", file=sys.stderr)
     print(f"{len(others)} other variables (dense layers, embeddings, optimizer state, ...) are "
           f"listed in {os.path.join(value['output'], 'blocks.json')}")
     failed = [r for r in results if not r.ok]

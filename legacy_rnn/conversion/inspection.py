@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from legacy_rnn.conversion import discover
+from legacy_rnn.conversion import blockwise
 from legacy_rnn.training import checkpoints
 
 
@@ -20,26 +20,29 @@ def define_flags(flag_values=flags.FLAGS):
                                       flag_values=flag_values)}
 
 
-def describe(prefix):
+def describe(checkpoint):
+    """The report `inspect` prints: read as `convert` reads it (the `.meta` graph deciding the
+    families, the driver and the options where there is one)."""
+    prefix, meta, others, read = blockwise.read_blocks(checkpoint)
     shapes = checkpoints.list_variables(prefix)
-    found, others = discover.inspect_shapes(shapes, prefix)
-    return {"checkpoint": prefix, "variables": len(shapes),
-            "blocks": [{"scope": f.block.prefix, "structure": f.block.describe(),
-                        "direction": f.block.direction, "depth": len(f.block.levels),
+    return {"checkpoint": prefix, "variables": len(shapes), "meta": meta,
+            "blocks": [{"scope": b.prefix, "structure": b.describe(),
+                        "direction": b.direction, "driver": b.runner.tf1_name,
+                        "depth": len(b.levels), "options": options,
                         "input_size": f.input_size, "output_size": f.block.output_size,
                         "cells": [{"layer": name, "cell": level.cell.describe(),
                                    "units": level.cell.units,
                                    "peepholes": bool(level.cell.get("use_peepholes")),
                                    "projection": level.cell.get("num_proj"), "scope": prefix}
-                                  for name, level, prefix in f.block.cells()],
-                        "variables": f.variables} for f in found],
+                                  for name, level, prefix in b.cells()],
+                        "variables": f.variables} for f, b, options in read],
             "other_variables": others}
 
 
 def main(holders, argv):
     if len(argv) != 2:
         raise app.UsageError("Pass one checkpoint: python -m legacy_rnn.inspect CKPT")
-    report = describe(checkpoints.resolve_prefix(argv[1]))
+    report = describe(argv[1])
     if holders["json"].value:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -54,6 +57,8 @@ def main(holders, argv):
             extra = "".join([", peepholes" if cell["peepholes"] else "",
                              f", projection {cell['projection']}" if cell["projection"] else ""])
             print(f"    {cell['layer']}: {cell['cell']}{extra}  ({cell['scope']}/...)")
+        for name, option in sorted(b["options"].items()):
+            print(f"    {name} = {option['value']!r} ({option['source']})")
     slots = [v for v in report["other_variables"] if v["guess"].startswith("optimizer state")]
     rest = [v for v in report["other_variables"] if v not in slots]
     print(f"\n{len(report['other_variables'])} other variable(s):")

@@ -46,19 +46,34 @@ def dynamic_scopes(block):
     return drivers.get(block.direction, "dynamic").graph_calls(block)
 
 
+# (op name, input index) of the time-major sequence a dynamic_rnn loop reads, and the tensor it
+# writes: control flow v2 (TF 2.x) and v1 (graphs written by TF 1.x).
+LOOP_INPUTS = (("TensorArrayUnstack/TensorListFromTensor", 0),
+               ("TensorArrayUnstack/TensorArrayScatter/TensorArrayScatterV3", 2))
+LOOP_OUTPUTS = ("TensorArrayV2Stack/TensorListStack:0", "TensorArrayStack/TensorArrayGatherV3:0")
+
+
 def driver_tensors(graph, scope):
-    """(input tensor, sequence-length tensor or None, output tensor) of the `dynamic_rnn` that
-    ran under name scope `scope` in `graph`, or None when the graph has no such call."""
-    try:
-        transpose = graph.get_operation_by_name(f"{scope}/transpose")
-        output = graph.get_tensor_by_name(f"{scope}/transpose_1:0")
-    except KeyError:
+    """(time-major input tensor, sequence-length tensor or None, time-major output tensor) of the
+    `dynamic_rnn` that ran under name scope `scope` in `graph` (batch-major or time-major alike:
+    the loop's own tensors), or None when the graph has no such call."""
+    def first(candidates, get):
+        for name in candidates:
+            try:
+                return get(name)
+            except KeyError:
+                continue
+        return None
+
+    x = first(LOOP_INPUTS, lambda c: graph.get_operation_by_name(f"{scope}/{c[0]}").inputs[c[1]])
+    output = first(LOOP_OUTPUTS, lambda c: graph.get_tensor_by_name(f"{scope}/{c}"))
+    if x is None or output is None:
         return None
     try:
         lengths = graph.get_operation_by_name(f"{scope}/sequence_length").inputs[0]
     except KeyError:
         lengths = None
-    return transpose.inputs[0], lengths, output
+    return x, lengths, output
 
 
 def is_dynamic(view, block):

@@ -25,6 +25,9 @@ class GraphView:
         self.nodes = {}
         self.consumers = collections.defaultdict(list)  # (fn, node) -> [(fn, node, input i)]
         self.inputs = {}  # (fn, node) -> [(fn, node, output index)]
+        self.arg_sources = collections.defaultdict(list)  # (fn, arg) -> [caller's producer]
+        self.callers = collections.defaultdict(list)  # fn -> [(caller fn, node, op type)]
+        self.order = {}  # (fn, node) -> its position in its graph or function (build order)
         functions = {f.signature.name: f for f in graph_def.library.function}
         self._add(MAIN, graph_def.node, args=())
         for name, f in functions.items():
@@ -42,16 +45,19 @@ class GraphView:
                 if body not in functions:
                     continue
                 args = [a.name for a in functions[body].signature.input_arg]
+                self.callers[body].append((fn, name, node.op))
                 for i, producer in enumerate(self.inputs[(fn, name)][skip:]):
                     if i < len(args):
                         self._edge(producer, (body, args[i]), 0)
+                        self.arg_sources[(body, args[i])].append(producer)
 
     def _add(self, fn, node_defs, args, outputs=()):
         for arg in args:
             self.nodes[(fn, arg)] = None  # a function argument: a source
             self.inputs[(fn, arg)] = []
-        for node in node_defs:
+        for position, node in enumerate(node_defs):
             self.nodes[(fn, node.name)] = node
+            self.order[(fn, node.name)] = position
         for node in node_defs:
             self.inputs[(fn, node.name)] = []
             for i, ref in enumerate(r for r in node.input if not r.startswith("^")):
@@ -70,6 +76,52 @@ class GraphView:
         if len(parts) == 1:
             return parts[0], 0
         return parts[0], int(parts[-1])
+
+    def in_loop(self, fn):
+        """Whether function `fn` runs inside a while loop (a body, or called from one)."""
+        seen = set()
+        while fn != MAIN and fn not in seen:
+            seen.add(fn)
+            callers = self.callers.get(fn)
+            if not callers:
+                return False
+            caller_fn, _, op = callers[0]
+            if op in ("While", "StatelessWhile"):
+                return True
+            fn = caller_fn
+        return False
+
+    def position(self, key):
+        """Where the op `key` runs in the main graph's build order: its own position there, or
+        that of the op calling its function (a cond branch), outermost first."""
+        fn, name = key
+        path = [self.order.get(key, 0)]
+        while fn != MAIN and self.callers.get(fn):
+            caller_fn, caller, _ = self.callers[fn][0]
+            path.insert(0, self.order.get((caller_fn, caller), 0))
+            fn = caller_fn
+        return tuple(path)
+
+    def main_tensor(self, producer):
+        """The main-graph tensor name (`node:index`) a value inside a function comes from,
+        following arguments out to their callers; None when it is computed inside."""
+        fn, name, index = producer
+        seen = set()
+        while fn != MAIN:
+            if (fn, name) in seen:
+                return None
+            seen.add((fn, name))
+            node = self.nodes.get((fn, name))
+            if node is not None and node.op == "Identity":  # (a neutralised dropout, too)
+                fn, name, index = self.inputs[(fn, name)][0]
+                continue
+            if node is not None:
+                return None  # computed by an op of the function, not one of its arguments
+            sources = self.arg_sources.get((fn, name))
+            if not sources:
+                return None
+            fn, name, index = sources[0]
+        return f"{name}:{index}"
 
     def op(self, key):
         node = self.nodes.get(key)

@@ -1,0 +1,328 @@
+"""Checking a converted block against the user's own graph, and (only without a `.meta`) against
+this project's rebuild of it.
+
+Against the graph: the `.meta` is imported with dropout neutralised, its checkpoint restored, and
+the block's cells are fed random inputs where the graph itself computes them:
+
+- cells the graph steps one by one (`static_rnn`, `static_bidirectional_rnn`, tf.contrib's
+  `stack_bidirectional_rnn`, and hand-written loops such as PTB's `cell(x[:, t], state)`): every
+  step of a cell multiplies `concat([x_t, h_prev]) @ kernel`. The bottom level's `x_t` of each
+  direction is fed (the backward one in reverse), and the top level's state after step `t` is
+  read where step `t + 1` takes it: the outputs of steps 1 .. T-1 of every direction (the last
+  step's is read nowhere inside the recurrence) at full lengths.
+- `dynamic_rnn` calls: each direction and level's call, found by its name scope, is fed its
+  input and lengths and its output sequence read.
+
+Dropout is neutralised, never trusted: `nn.dropout` subgraphs (a Python-float DropoutWrapper keeps
+them in a saved training graph) are rewritten to pass their input through; a scalar float
+placeholder (a keep probability) is fed 1.0 and a bool placeholder (a training flag) False. What
+was neutralised is reported.
+"""
+import numpy as np
+import tensorflow as tf
+
+from legacy_rnn import keras_cells, zoo
+from legacy_rnn.conversion import metagraph
+from legacy_rnn.errors import UserError
+from legacy_rnn.zoo.graphview import GraphView, first_use
+
+BATCH, TIME = 5, 7
+
+
+def random_case(rng, input_size, batch=BATCH, time=TIME):
+    x = rng.normal(size=(batch, time, input_size)).astype(np.float32)
+    lengths = rng.integers(0, time + 1, batch).astype(np.int32)
+    lengths[0] = time
+    return x, lengths
+
+
+# --- Importing the user's graph ----------------------------------------------------------------
+
+def _dropout_scopes(nodes):
+    """{scope: output node} of the `nn.dropout` subgraphs among `nodes` (a GraphDef's or a library
+    function's NodeDefs): a scope named dropout[_N] holding a RandomUniform and a Shape of the
+    value dropped, whose one node read from outside the scope is its output."""
+    by_name = {n.name: n for n in nodes}
+    scopes = set()
+    for node in nodes:
+        if node.op == "RandomUniform":
+            parts = node.name.split("/")
+            for i in range(len(parts) - 1, -1, -1):
+                if parts[i] == "dropout" or parts[i].startswith("dropout_"):
+                    scopes.add("/".join(parts[:i + 1]))
+                    break
+    found = {}
+    for scope in scopes:
+        inside = {name for name in by_name if name.startswith(scope + "/")}
+        read = {ref.split(":")[0].lstrip("^") for n in nodes if n.name not in inside
+                for ref in n.input if not ref.startswith("^")}
+        outputs = sorted(inside & read)
+        value = _dropped_value(scope, inside, by_name)
+        if len(outputs) == 1 and value is not None:
+            found[scope] = (by_name[outputs[0]], value)
+    return found
+
+
+def _dropped_value(scope, inside, by_name):
+    """The input ref of the value a dropout scope drops: what its Shape reads, or (a shape folded
+    into a constant) the outside, non-constant operand of its scaling Mul / RealDiv."""
+    shape = by_name.get(f"{scope}/Shape")
+    if shape is not None and shape.op == "Shape" and shape.input:
+        return shape.input[0]
+    for name in sorted(inside):
+        node = by_name[name]
+        if node.op not in ("Mul", "RealDiv", "Div", "TrueDiv"):
+            continue
+        for ref in node.input:
+            source = ref.split(":")[0]
+            if source not in inside and not ref.startswith("^") and (
+                    by_name.get(source) is None or by_name[source].op != "Const"):
+                return ref
+    return None
+
+
+def import_neutralised(meta):
+    """(graph, its GraphView, saver, [what was neutralised]) of the `.meta` file, dropout
+    rewritten away."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import meta_graph_pb2
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    try:
+        with open(meta, "rb") as f:
+            meta_graph.ParseFromString(f.read())
+    except (OSError, DecodeError) as e:
+        raise UserError(f"{meta} is not a readable MetaGraphDef ({type(e).__name__}). Move it "
+                        "away to convert without it (the options then come from flags or TF1's "
+                        "defaults, and are said to be assumed).") from None
+    neutralised = []
+    bodies = [meta_graph.graph_def.node] + [f.node_def for f in
+                                            meta_graph.graph_def.library.function]
+    for nodes in bodies:
+        for scope, (output, value) in _dropout_scopes(nodes).items():
+            dtype = output.attr["T"].type if "T" in output.attr else None
+            output.op = "Identity"
+            del output.input[:]
+            output.input.append(value)
+            for key in list(output.attr):
+                del output.attr[key]
+            if dtype is not None:
+                output.attr["T"].type = dtype
+            neutralised.append(f"dropout {scope} passes its input through")
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            saver = tf.compat.v1.train.import_meta_graph(meta_graph, clear_devices=True)
+        except (ValueError, KeyError, tf.errors.OpError) as e:
+            raise UserError(f"{meta} cannot be imported ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}). Move it away to convert without "
+                            "it.") from None
+    if saver is None:
+        raise UserError(f"{meta} holds no variables to restore. Move it away to convert without "
+                        "it.")
+    return graph, GraphView(meta_graph.graph_def), saver, neutralised
+
+
+def neutral_feeds(fetches, fed, batch, time, rng, notes):
+    """Values for the placeholders the `fetches` depend on past the `fed` tensors: keep
+    probabilities 1.0, training flags False, lengths full, ids 0, other floats random."""
+    feeds, seen = {}, set()
+    frontier = [t.op for t in fetches]
+    fed_ops = {t.op for t in fed if len(t.op.outputs) == 1}
+    fed_names = {t.name for t in fed}
+    while frontier:
+        op = frontier.pop()
+        if op.name in seen or op in fed_ops:
+            continue
+        seen.add(op.name)
+        if op.type in ("Placeholder", "PlaceholderWithDefault"):
+            tensor = op.outputs[0]
+            value = _neutral(tensor, batch, time, rng, op.type == "PlaceholderWithDefault")
+            if value is not None:
+                feeds[tensor] = value
+                if tensor.dtype == tf.bool or (tensor.dtype.is_floating
+                                               and tensor.shape.rank == 0):
+                    notes.append(f"{op.name} fed {value!r}")
+            if op.type == "Placeholder":
+                continue
+        frontier.extend(t.op for t in op.inputs if t.name not in fed_names)
+        frontier.extend(op.control_inputs)
+    return feeds
+
+
+def _neutral(tensor, batch, time, rng, has_default):
+    rank = tensor.shape.rank
+    if tensor.dtype == tf.bool:
+        return False
+    if tensor.dtype.is_floating and rank == 0:
+        return 1.0
+    if has_default:
+        return None
+    dims = list(tensor.shape) if rank is not None else [None, None, None]
+    shape = [d if d is not None else (batch if i == 0 else time) for i, d in enumerate(dims)]
+    if tensor.dtype.is_integer:
+        return np.full(shape, time if rank == 1 else 0, tensor.dtype.as_numpy_dtype)
+    return rng.normal(size=shape).astype(tensor.dtype.as_numpy_dtype)
+
+
+# --- Cells stepped one by one --------------------------------------------------------------------
+
+def cell_steps(view, variable):
+    """[(x_t, h_prev) as main-graph tensor names, None where one is computed inside a cond branch]
+    of every step multiplying `concat([x_t, h_prev]) @ variable`, in the order the graph builds
+    them (a static driver's cond branches followed out to their callers); None when a while loop
+    runs the cell."""
+    steps = []
+    for key in first_use(view, variable, {"MatMul"}):
+        if view.in_loop(key[0]):
+            return None
+        concat = view.inputs[key][0]
+        if view.op(concat[:2]) != "ConcatV2" or len(view.inputs[concat[:2]]) != 3:
+            return None
+        x_t, h_prev = (view.main_tensor(p) for p in view.inputs[concat[:2]][:2])
+        steps.append((view.position(key), x_t, h_prev))
+    return [(x_t, h_prev) for _, x_t, h_prev in sorted(steps)]
+
+
+def stepped_tensors(graph, view, block):
+    """{half: (bottom x_t tensors, top h_t tensors for t < T-1)} of a block the graph steps one
+    by one; None when it does not (a loop, or steps that are not concat([x, h]) @ kernel)."""
+    cells = {name: (level, prefix) for name, level, prefix in block.cells()}
+    depth = len(block.levels)
+    out = {}
+    for half in block.runner.halves:
+        bottom, top = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
+        steps = [cell_steps(view, f"{prefix}/{level.cell.family.kernel_name}")
+                 for level, prefix in (bottom, top)]
+        if any(not s for s in steps) or len(steps[0]) != len(steps[1]) or len(steps[0]) < 2:
+            return None
+        if any(x is None for x, _ in steps[0]) or any(h is None for _, h in steps[1][1:]):
+            return None
+        out[half] = ([graph.get_tensor_by_name(x) for x, _ in steps[0]],
+                     [graph.get_tensor_by_name(h) for _, h in steps[1][1:]])
+    return out
+
+
+def _top_outputs(model, block):
+    """A Keras model of the block's top levels' own outputs (before any residual), per half."""
+    import keras
+    depth = len(block.levels)
+    names = [f"{half}_{depth - 1}" for half in block.runner.halves]
+    return keras.Model(model.inputs, [model.get_layer(n).output[0] for n in names])
+
+
+def run_steps(sess, tensors, rng, notes):
+    """(x, the graph's top-level states per half) with the bottom inputs fed from x."""
+    time = len(tensors["fw"][0])
+    x_size = tensors["fw"][0][0].shape[-1]
+    batch = tensors["fw"][0][0].shape[0] or BATCH
+    x = rng.normal(size=(batch, time, x_size)).astype(np.float32)
+    feed = {}
+    for half, (xs, _) in tensors.items():
+        for t, tensor in enumerate(xs):
+            feed[tensor] = x[:, t] if half == "fw" else x[:, time - 1 - t]
+    fetches = {half: hs for half, (_, hs) in tensors.items()}
+    feed.update(neutral_feeds([h for hs in fetches.values() for h in hs], list(feed), batch, time,
+                              rng, notes))
+    return x, sess.run(fetches, feed)
+
+
+def compare_steps(model, block, x, values):
+    lengths = np.full(x.shape[0], x.shape[1], np.int32)
+    tops = _top_outputs(model, block)([x, lengths])
+    tops = tops if isinstance(tops, (list, tuple)) else [tops]
+    largest = 0.0
+    for half, top in zip(block.runner.halves, tops):
+        top = np.asarray(top)
+        for t, h in enumerate(values[half]):
+            largest = max(largest, float(np.max(np.abs(h - top[:, t]))))
+    return largest
+
+
+# --- dynamic_rnn calls -----------------------------------------------------------------------------
+
+def _keras_half(model, block, half, first, last, x, lengths):
+    """Levels first..last of one half of the Keras block, run forward over `x`."""
+    mask = keras_cells.length_mask(x, lengths)
+    levels = block.levels if half == "fw" else block.backward_levels
+    for k in range(first, last + 1):
+        out, *_ = model.get_layer(f"{half}_{k}")(x, mask=mask)  # the layers return their states
+        x = out + x if levels[k].residual else out
+    return np.asarray(keras_cells.zero_past_length(x, lengths))
+
+
+def run_calls(graph, sess, block, rng, notes):
+    """[(the graph's output, half, first, last, x, lengths)] of each dynamic_rnn call, or None."""
+    calls = [(metagraph.driver_tensors(graph, scope), half, first, last)
+             for scope, half, first, last in metagraph.dynamic_scopes(block)]
+    if not calls or any(tensors is None for tensors, *_ in calls):
+        return None
+    runs = []
+    for (x_tensor, lengths_tensor, output), half, first, last in calls:
+        size = x_tensor.shape[-1]  # the loop's own tensors are time-major
+        # The batch: whichever of the two tensors fixes it (a constant length vector).
+        batch = (x_tensor.shape[1] or (lengths_tensor.shape[0] if lengths_tensor is not None
+                                       and lengths_tensor.shape.rank == 1 else None) or BATCH)
+        time = x_tensor.shape[0] or TIME
+        x, lengths = random_case(rng, size, batch, time)
+        if lengths_tensor is None:
+            lengths[:] = time
+        feed = {x_tensor: x.transpose(1, 0, 2),
+                **({lengths_tensor: lengths} if lengths_tensor is not None else {})}
+        feed.update(neutral_feeds([output], list(feed), batch, time, rng, notes))
+        runs.append((sess.run(output, feed).transpose(1, 0, 2), half, first, last, x, lengths))
+    return runs
+
+
+def compare_calls(model, block, runs):
+    return max(float(np.max(np.abs(original - _keras_half(model, block, half, first, last, x,
+                                                          lengths))))
+               for original, half, first, last, x, lengths in runs)
+
+
+def against_graph(block, model, prefix, meta, rng):
+    """(largest difference, how the graph was fed, [what was neutralised]) between the Keras
+    block and the user's graph; None when the graph does not show where the block runs."""
+    graph, view, saver, notes = import_neutralised(meta)
+    # The TF1 side inside the imported graph, the Keras side after it: Keras 3 runs eagerly.
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        try:
+            saver.restore(sess, prefix)
+        except (tf.errors.OpError, ValueError) as e:
+            raise UserError(f"{meta} does not restore from {prefix} ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}): the graph and the checkpoint are "
+                            "from different models. Pass the .meta of this checkpoint, or move "
+                            "it away.") from None
+        tensors = stepped_tensors(graph, view, block)
+        steps = run_steps(sess, tensors, rng, notes) if tensors is not None else None
+        runs = run_calls(graph, sess, block, rng, notes) if tensors is None else None
+    if steps is not None:
+        difference = compare_steps(model, block, *steps)
+        time = len(tensors["fw"][0])
+        how = f"its {time} steps fed one by one, steps 1-{time - 1} of each direction compared"
+    elif runs is not None:
+        difference = compare_calls(model, block, runs)
+        how = "each dynamic_rnn call fed its input and lengths"
+    else:
+        difference = None
+    if difference is None:
+        return None
+    return difference, how, sorted(set(notes))
+
+
+# --- Without a .meta: this project's rebuild ------------------------------------------------------
+
+def against_rebuild(block, model, weights, input_size, rng):
+    """Largest difference between this project's TF1 graph of `block` (the checkpoint's weights)
+    and the Keras block, on random inputs and lengths."""
+    x, lengths = random_case(rng, input_size)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)  # initialisers exist (then overwritten): op determinism
+        xs = tf.compat.v1.placeholder(tf.float32, [None, TIME, input_size])  # static: a fixed T
+        ls = tf.compat.v1.placeholder(tf.int32, [None])
+        outputs, _ = zoo.tf1_block(block, xs, ls)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            for v in tf.compat.v1.global_variables():
+                v.load(weights[v.op.name], sess)
+            original = sess.run(outputs, {xs: x, ls: lengths})
+    return float(np.max(np.abs(original - np.asarray(model([x, lengths])))))
