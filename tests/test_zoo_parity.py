@@ -12,24 +12,7 @@ from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
 
 C = zoo.CellSpec.make
-CELLS = {
-    "BasicRNNCell": C("basic_rnn", 4),
-    "BasicRNNCell(relu)": C("basic_rnn", 4, activation="relu"),
-    "GRUCell": C("gru", 4),
-    "GRUCell(softsign)": C("gru", 4, activation="softsign"),
-    "BasicLSTMCell": C("basic_lstm", 4),
-    "BasicLSTMCell(forget_bias=0, concat state)": C("basic_lstm", 4, forget_bias=0.0,
-                                                    state_is_tuple=False),
-    "LSTMCell": C("lstm", 4),
-    "LSTMCell(use_peepholes)": C("lstm", 4, use_peepholes=True),
-    "LSTMCell(cell_clip)": C("lstm", 4, cell_clip=0.4),
-    "LSTMCell(num_proj)": C("lstm", 4, num_proj=2),
-    "LSTMCell(num_proj, proj_clip)": C("lstm", 4, num_proj=3, proj_clip=0.2),
-    "LSTMCell(everything)": C("lstm", 4, use_peepholes=True, cell_clip=0.5, num_proj=2,
-                              proj_clip=0.3, forget_bias=2.5, state_is_tuple=False,
-                              activation="elu"),
-    "LNBasicRNNCell": C("ln_basic_rnn", 4),
-}
+CELLS = zoo.canonical_cases()  # every family's own cases (`CellFamily.cases`)
 
 
 def check(block, **kwargs):
@@ -70,7 +53,8 @@ def test_drivers_without_sequence_length(direction, driver):
 @pytest.mark.parametrize("cell, driver", [("BasicRNNCell", "static"), ("GRUCell", "dynamic"),
                                           ("BasicLSTMCell", "static"),
                                           ("LSTMCell(everything)", "dynamic"),
-                                          ("LNBasicRNNCell", "static")])
+                                          ("LayerNormBasicRNNCell", "static"),
+                                          ("LSTMBlockCell", "static")])
 def test_initial_state(cell, driver):
     spec = CELLS[cell]
     rng = np.random.default_rng(7)
@@ -180,7 +164,7 @@ def test_weights_round_trip(cell):
     back = spec.family.to_tf1(spec, spec.family.to_keras(spec, tf1))
     assert back.keys() == tf1.keys()
     for name in tf1:
-        if name == "bias" and spec.kind in ("basic_lstm", "lstm") and spec.get("forget_bias"):
+        if name == "bias" and "forget_bias" in spec.family.defaults and spec.get("forget_bias"):
             # The built-in Keras LSTM folds forget_bias into the float32 bias: the f slice comes
             # back within half an ulp of b_f + forget_bias; everything else exactly.
             f = slice(2 * spec.units, 3 * spec.units)
@@ -190,7 +174,7 @@ def test_weights_round_trip(cell):
                 np.max(np.spacing(np.abs(tf1[name][f] + spec.get("forget_bias"))))))
         else:
             np.testing.assert_array_equal(back[name], tf1[name], err_msg=name)
-    if spec.kind in ("basic_lstm", "lstm"):
+    if "forget_bias" in spec.family.defaults:
         # Gradients map without the fold, exactly.
         keras_grads = spec.family.to_keras(spec, tf1)
         keras_grads[2] = np.arange(4 * spec.units, dtype=np.float32)

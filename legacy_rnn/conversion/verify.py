@@ -24,7 +24,7 @@ import tensorflow as tf
 from legacy_rnn import keras_cells, zoo
 from legacy_rnn.conversion import metagraph
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo.graphview import GraphView, first_use
+from legacy_rnn.zoo.graphview import GraphView
 
 BATCH, TIME = 5, 7
 
@@ -166,21 +166,16 @@ def _neutral(tensor, batch, time, rng, has_default):
 
 # --- Cells stepped one by one --------------------------------------------------------------------
 
-def cell_steps(view, variable):
+def cell_steps(view, family, prefix):
     """[(x_t, h_prev) as main-graph tensor names, None where one is computed inside a cond branch]
-    of every step multiplying `concat([x_t, h_prev]) @ variable`, in the order the graph builds
-    them (a static driver's cond branches followed out to their callers); None when a while loop
-    runs the cell."""
-    steps = []
-    for key in first_use(view, variable, {"MatMul"}):
-        if view.in_loop(key[0]):
-            return None
-        concat = view.inputs[key][0]
-        if view.op(concat[:2]) != "ConcatV2" or len(view.inputs[concat[:2]]) != 3:
-            return None
-        x_t, h_prev = (view.main_tensor(p) for p in view.inputs[concat[:2]][:2])
-        steps.append((view.position(key), x_t, h_prev))
-    return [(x_t, h_prev) for _, x_t, h_prev in sorted(steps)]
+    of every step of the cell under `prefix` (`family.steps_in_graph`), in the order the graph
+    builds them (a static driver's cond branches followed out to their callers); None when a
+    while loop runs the cell or its steps are not the family's."""
+    steps = family.steps_in_graph(view, prefix)
+    if steps is None or any(view.in_loop(key[0]) for key, _, _ in steps):
+        return None
+    return [(x_t, h_prev) for _, x_t, h_prev in sorted(
+        (view.position(key), view.main_tensor(x), view.main_tensor(h)) for key, x, h in steps)]
 
 
 def stepped_tensors(graph, view, block):
@@ -191,8 +186,7 @@ def stepped_tensors(graph, view, block):
     out = {}
     for half in block.runner.halves:
         bottom, top = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
-        steps = [cell_steps(view, f"{prefix}/{level.cell.family.kernel_name}")
-                 for level, prefix in (bottom, top)]
+        steps = [cell_steps(view, level.cell.family, prefix) for level, prefix in (bottom, top)]
         if any(not s for s in steps) or len(steps[0]) != len(steps[1]) or len(steps[0]) < 2:
             return None
         if any(x is None for x, _ in steps[0]) or any(h is None for _, h in steps[1][1:]):

@@ -53,23 +53,22 @@ def _zoo_blocks(quick):
     from legacy_rnn import zoo
     plant = _planted()
 
-    def make(kind, units, **options):
-        if "forget_bias" in plant and kind in ("basic_lstm", "lstm"):
-            options["forget_bias"] = plant["forget_bias"]
-        return zoo.CellSpec.make(kind, units, **options)
+    def planted(spec):
+        """The spec with the planted option values, where its family has those options."""
+        options = {**dict(spec.options),
+                   **{k: v for k, v in plant.items() if k in spec.family.defaults}}
+        return zoo.CellSpec.make(spec.kind, spec.units, **options)
 
-    cells = {"BasicRNNCell": lambda: make("basic_rnn", 4), "GRUCell": lambda: make("gru", 4),
-             "BasicLSTMCell": lambda: make("basic_lstm", 4),
-             "LSTMCell(peepholes,clips,projection)": lambda: make(
-                 "lstm", 4, use_peepholes=True, cell_clip=0.5, num_proj=3, proj_clip=0.4,
-                 forget_bias=0.7 if "forget_bias" not in plant else plant["forget_bias"]),
-             "LayerNormBasicRNNCell": lambda: make("ln_basic_rnn", 4)}
     drivers = [(d, v) for d in zoo.blocks.DIRECTIONS for v in zoo.blocks.DRIVERS]
-    if quick:
+    if quick:  # two plain cells of the families' cases, the first one with a forget_bias
+        every = zoo.canonical_cases()
         return [("BasicLSTMCell", "forward", "dynamic", True,
-                 zoo.Block([cells["BasicLSTMCell"]()], "forward", "dynamic")),
+                 zoo.Block([planted(every["BasicLSTMCell"])], "forward", "dynamic")),
                 ("GRUCell", "bidirectional", "static", False,
-                 zoo.Block([cells["GRUCell"]()], "bidirectional", "static"))]
+                 zoo.Block([planted(every["GRUCell"])], "bidirectional", "static"))]
+    # Each family's representative case (`CellFamily.cases`).
+    cells = {label: (lambda spec=spec: planted(spec))
+             for label, spec in zoo.canonical_cases(True).items()}
     out = []
     for cell, make_cell in cells.items():
         for direction, driver in drivers:

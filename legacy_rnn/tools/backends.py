@@ -31,14 +31,9 @@ TRAIN_STEPS = 10
 INSTALL = {"jax": "pip install -e '.[test]' (jax is a test dependency)",
            "torch": "pip install -e '.[torch]'"}
 C = zoo.CellSpec.make
+# Each family's representative case (`CellFamily.cases`), and two structures.
 ZOO_CASES = {
-    "BasicRNNCell": zoo.Block([C("basic_rnn", 4)]),
-    "GRUCell": zoo.Block([C("gru", 4)]),
-    "BasicLSTMCell": zoo.Block([C("basic_lstm", 4)]),
-    "LSTMCell(peepholes, cell_clip, num_proj, proj_clip, forget_bias)": zoo.Block(
-        [C("lstm", 4, use_peepholes=True, cell_clip=0.5, num_proj=3, proj_clip=0.4,
-           forget_bias=0.7)]),
-    "LayerNormBasicRNNCell": zoo.Block([C("ln_basic_rnn", 4)]),
+    **{label: zoo.Block([spec]) for label, spec in zoo.canonical_cases(True).items()},
     "bidirectional MultiRNNCell([GRUCell, LSTMCell])": zoo.Block(
         [C("gru", 3), C("lstm", 4)], "bidirectional"),
     "stack_bidirectional_dynamic_rnn([BasicLSTMCell, GRUCell])": zoo.Block(

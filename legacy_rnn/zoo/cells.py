@@ -113,6 +113,12 @@ class CellFamily:
     def options_from(self, shapes):
         return {}
 
+    def cases(self):
+        """{label: CellSpec}: the family's canonical cases, options off their defaults first (the
+        first is the family's representative). Tests, the canary suite and the backend check take
+        their cells from here (`canonical_cases`)."""
+        return {self.tf1_name: CellSpec.make(self.kind, 4)}
+
     def variable_names(self):
         """Every variable name (relative to the cell's scope) the family can create."""
         return set(self.variables(CellSpec.make(self.kind, 4, **self.all_options), 3))
@@ -133,6 +139,18 @@ class CellFamily:
         if self.fused_ops:
             return bool(types & set(self.fused_ops))
         return "MatMul" in types and not types & fused
+
+    def steps_in_graph(self, view, prefix):
+        """[(op key, producer of x_t, producer of h_prev)] of every op computing one step of the
+        cell under `prefix` (the verification feeds x_t and reads h_prev there): for TF1's own
+        cells, the MatMul of concat([x_t, h_prev]) by the kernel; None for a step that is not."""
+        steps = []
+        for key in graphview.first_use(view, f"{prefix}/{self.kernel_name}", {"MatMul"}):
+            concat = view.inputs[key][0]
+            if view.op(concat[:2]) != "ConcatV2" or len(view.inputs[concat[:2]]) != 3:
+                return None
+            steps.append((key, *view.inputs[concat[:2]][:2]))
+        return steps
 
     def options_in_graph(self, view, prefix):
         """{option: value} that the graph's ops show for the cell under `prefix` (those it shows:
@@ -186,6 +204,15 @@ class CellFamily:
 
     def state_from_keras(self, spec, states):
         return states[0]
+
+
+def canonical_cases(representatives=False):
+    """{label: CellSpec} of every family's `cases()`, or only each family's first."""
+    out = {}
+    for family in FAMILIES.values():
+        cases = family.cases()
+        out.update(list(cases.items())[:1] if representatives else cases)
+    return out
 
 
 def split_rows(kernel, units):

@@ -29,6 +29,10 @@ class GRU(cells.CellFamily):
     keras_name = "GRUCell / GRU (reset_after=False)"
     kernel_name = "gates/kernel"
 
+    def cases(self):
+        return {"GRUCell(softsign)": cells.CellSpec.make(self.kind, 4, activation="softsign"),
+                "GRUCell": cells.CellSpec.make(self.kind, 4)}
+
     def tf1_cell(self, spec, name=None):
         return tf.compat.v1.nn.rnn_cell.GRUCell(spec.units, activation=spec.get("activation"),
                                                 name=name)

@@ -47,6 +47,9 @@ class LNBasicRNN(cells.CellFamily):
     defaults = {"activation": "tanh", "epsilon": 1e-3}
     keras_name = "LNSimpleRNNCell (registered)"
 
+    def cases(self):
+        return {"LayerNormBasicRNNCell": cells.CellSpec.make(self.kind, 4)}
+
     def tf1_cell(self, spec, name=None):
         return LayerNormBasicRNNCell(spec.units, activation=spec.get("activation"),
                                      epsilon=spec.get("epsilon"), name=name)

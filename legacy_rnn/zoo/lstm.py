@@ -174,6 +174,11 @@ class BasicLSTM(_LSTMFamily):
             return {"activation": activation_name(cell.activation)}
         return None
 
+    def cases(self):
+        return {"BasicLSTMCell(forget_bias=0, concat state)": cells.CellSpec.make(
+                    self.kind, 4, forget_bias=0.0, state_is_tuple=False),
+                "BasicLSTMCell": cells.CellSpec.make(self.kind, 4)}
+
     def tf1_cell(self, spec, name=None):
         return tf.compat.v1.nn.rnn_cell.BasicLSTMCell(
             spec.units, forget_bias=spec.get("forget_bias"),
@@ -198,6 +203,20 @@ class LSTM(_LSTMFamily):
     def option_names(self, spec):
         return [name for name in self.graph_options
                 if name != "proj_clip" or spec.get("num_proj")]
+
+    def cases(self):
+        c = cells.CellSpec.make
+        return {"LSTMCell(peepholes, cell_clip, num_proj, proj_clip, forget_bias)": c(
+                    self.kind, 4, use_peepholes=True, cell_clip=0.5, num_proj=3, proj_clip=0.4,
+                    forget_bias=0.7),
+                "LSTMCell": c(self.kind, 4),
+                "LSTMCell(use_peepholes)": c(self.kind, 4, use_peepholes=True),
+                "LSTMCell(cell_clip)": c(self.kind, 4, cell_clip=0.4),
+                "LSTMCell(num_proj)": c(self.kind, 4, num_proj=2),
+                "LSTMCell(num_proj, proj_clip)": c(self.kind, 4, num_proj=3, proj_clip=0.2),
+                "LSTMCell(everything)": c(
+                    self.kind, 4, use_peepholes=True, cell_clip=0.5, num_proj=2, proj_clip=0.3,
+                    forget_bias=2.5, state_is_tuple=False, activation="elu")}
 
     def _clips_in_graph(self, view, prefix, matmul):
         # The cell was found: no clip op in it means no clip.

@@ -29,6 +29,10 @@ class BasicRNN(cells.CellFamily):
     defaults = {"activation": "tanh"}
     keras_name = "SimpleRNNCell / SimpleRNN"
 
+    def cases(self):
+        return {"BasicRNNCell(relu)": cells.CellSpec.make(self.kind, 4, activation="relu"),
+                "BasicRNNCell": cells.CellSpec.make(self.kind, 4)}
+
     def tf1_cell(self, spec, name=None):
         return tf.compat.v1.nn.rnn_cell.BasicRNNCell(spec.units, activation=spec.get("activation"),
                                                      name=name)
