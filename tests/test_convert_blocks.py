@@ -375,3 +375,28 @@ def test_bad_inputs_are_explained(tmp_path):
     with pytest.raises(UserError, match="exists and is not an empty directory"):
         conversion.to_keras_blocks(prefix, str(tmp_path / "taken"))
     assert (tmp_path / "taken" / "a_file").read_text() == "keep me"
+
+
+def test_a_prefix_ending_in_a_slash_converts(tmp_path, monkeypatch):
+    # An NER project's `saver.save(sess, "results/model.weights/")`: files `.index`, `.data-...`,
+    # `.meta` inside the directory, and "." in its `checkpoint` index, which TF cannot read back.
+    monkeypatch.chdir(tmp_path)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT])
+        cells = [tf.compat.v1.nn.rnn_cell.LSTMCell(4, forget_bias=0.3) for _ in range(2)]
+        tf.compat.v1.nn.bidirectional_dynamic_rnn(*cells, x, dtype=tf.float32,
+                                                  scope="bi-lstm-sentence")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            (tmp_path / "results" / "model.weights").mkdir(parents=True)
+            tf.compat.v1.train.Saver().save(sess, "results/model.weights/")
+    assert (tmp_path / "results" / "model.weights" / "checkpoint").read_text().startswith(
+        'model_checkpoint_path: "."')
+    for given in ("results/model.weights/", "results/model.weights"):
+        results, _, report = convert(given, tmp_path / f"out{len(given)}")
+        entry = report["blocks"][0]
+        assert entry["scope"] == "bi-lstm-sentence" and entry["status"] == "written"
+        assert entry["options"]["forget_bias"]["value"] == 0.3
+        assert entry["verified_against"].startswith("the user's graph")

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from legacy_rnn import atomic, zoo
 from legacy_rnn.cli import interrupts
-from legacy_rnn.conversion import discover, metagraph, verify
+from legacy_rnn.conversion import discover, metagraph, upgrade, verify
 from legacy_rnn.errors import UserError
 from legacy_rnn.training import checkpoints
 from legacy_rnn.zoo import blocks
@@ -112,15 +112,22 @@ def _with_options(found, view, meta, given):
 # --- TF1 -> Keras -------------------------------------------------------------------------------
 
 def read_blocks(checkpoint, given=None):
-    """What `inspect` and `convert` both read: (checkpoint prefix, .meta path or None, the
-    checkpoint's Found blocks, other variables, [(Found, block with its options, options report)]).
-    With a `.meta`, the graph decides the families, the driver and the options."""
+    """What `inspect` and `convert` both read: (checkpoint prefix, .meta path or None, other
+    variables, [(Found, block with its options, options report)], {today's name: name in the
+    checkpoint} of variables saved before TF 1.2 under old names). With a `.meta`, the graph
+    decides the families, the driver and the options."""
     prefix = checkpoints.resolve_prefix(checkpoint)
     shapes = checkpoints.list_variables(prefix)
+    renames, _ = upgrade.today_names(shapes)
     meta = metagraph.meta_path(prefix)
+    if renames:
+        upgrade.check(shapes, renames)
+        shapes = upgrade.renamed_shapes(shapes, renames)
+        meta = None  # its ops read the old names; the options then come from flags or defaults
     view = metagraph.GraphView(metagraph.read_graph(meta)) if meta else None
     found, others = discover.inspect_shapes(shapes, prefix, view)
-    return prefix, meta, others, [(f, *_with_options(f, view, meta, given or {})) for f in found]
+    return (prefix, meta, others, [(f, *_with_options(f, view, meta, given or {})) for f in found],
+            {new: old for old, new in renames.items()})
 
 
 def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=None, seed=0):
@@ -131,12 +138,13 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
             and not overwrite:
         raise UserError(f"--output={output_dir} exists and is not an empty directory. Choose "
                         "another --output, or pass --overwrite to replace it.")
-    prefix, meta, others, read = read_blocks(checkpoint, given)
+    prefix, meta, others, read, old_names = read_blocks(checkpoint, given)
     rng = np.random.default_rng(seed)
     results = []
     for f, block, options in read:
         with interrupts.phase(f"converting {f.block.prefix}"):
-            weights = checkpoints.load_tensors(prefix, f.variables)
+            stored = checkpoints.load_tensors(prefix, [old_names.get(n, n) for n in f.variables])
+            weights = {n: stored[old_names.get(n, n)] for n in f.variables}
             model = zoo.keras_block(block, f.input_size, name=f.name)
             blocks.to_keras(block, model, weights)
             checked = verify.against_graph(block, model, prefix, meta, rng) if meta else None
@@ -146,7 +154,8 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
                 assumed = []
             else:
                 difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
-                why = ("no .meta beside the checkpoint" if not meta else
+                why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
+                       if old_names else "no .meta beside the checkpoint" if not meta else
                        "the .meta does not show where the block's cells run: neither steps of "
                        "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them")
                 against = f"this project's TF1 rebuild of the block ({why})"
@@ -265,11 +274,12 @@ def to_tf1_checkpoint(input_path, output_prefix, scope=None, basic=False, driver
             tf1[f"{layer.name}/kernel"] = kernel
             if bias:
                 tf1[f"{layer.name}/bias"] = bias[0]
-    _save_tf1(tf1, output_prefix)
+    save_tf1(tf1, output_prefix)
     return {name: tuple(value.shape) for name, value in tf1.items()}, block
 
 
-def _save_tf1(tf1, output_prefix):
+def save_tf1(tf1, output_prefix):
+    """Writes {name: array} as a tf.compat.v1 checkpoint at `output_prefix`, atomically."""
     directory = os.path.dirname(os.path.abspath(output_prefix))
     graph = tf.Graph()
     with graph.as_default():

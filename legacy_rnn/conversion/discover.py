@@ -176,7 +176,7 @@ def inspect_shapes(shapes, source, view=None):
                         "variables has the names and shapes of a "
                         f"{' / '.join(f.tf1_name for f in zoo.FAMILIES.values())} "
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
-                        " If the cells are there under other names, check the checkpoint with "
-                        "`python -m legacy_rnn.inspect`; if they are another kind of cell, the "
-                        "zoo does not convert it yet.")
+                        " Checkpoints written before TF 1.2 (weights / biases, Linear/Matrix) are "
+                        "read under today's names; other cells (tf.contrib's fused, cuDNN or "
+                        "layer-normalised LSTM cells, attention wrappers) are not converted yet.")
     return found, others

@@ -23,9 +23,10 @@ def define_flags(flag_values=flags.FLAGS):
 def describe(checkpoint):
     """The report `inspect` prints: read as `convert` reads it (the `.meta` graph deciding the
     families, the driver and the options where there is one)."""
-    prefix, meta, others, read = blockwise.read_blocks(checkpoint)
+    prefix, meta, others, read, old_names = blockwise.read_blocks(checkpoint)
     shapes = checkpoints.list_variables(prefix)
     return {"checkpoint": prefix, "variables": len(shapes), "meta": meta,
+            "old_names": old_names,
             "blocks": [{"scope": b.prefix, "structure": b.describe(),
                         "direction": b.direction, "driver": b.runner.tf1_name,
                         "depth": len(b.levels), "options": options,
@@ -48,6 +49,10 @@ def main(holders, argv):
         print()
         return 0
     print(f"{report['checkpoint']}: {report['variables']} variables")
+    if report["old_names"]:
+        print(f"  {len(report['old_names'])} recurrent variables are saved under pre-TF-1.2 names "
+              "(read here under today's; `python -m legacy_rnn.upgrade` writes a copy under "
+              "them for TF1 code to restore)")
     print(f"\n{len(report['blocks'])} recurrent block(s):")
     for b in report["blocks"]:
         print(f"  {b['scope']}/  {b['direction']}, {b['depth']} level(s), input {b['input_size']}, "

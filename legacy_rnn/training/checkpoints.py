@@ -18,8 +18,26 @@ READ_FIX = ("Pass the prefix of a tf.compat.v1 checkpoint (the path before .inde
             ".data-00000-of-00001), or its directory.")
 
 
+def _slash_prefix(path):
+    """`DIR/` when DIR holds a checkpoint saved under a prefix ending in `/` (its files are
+    `DIR/.index`, `DIR/.data-...`; TF writes "." into DIR's `checkpoint` index then, which TF
+    itself cannot read back)."""
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, ".index")):
+        return os.path.join(path, "")
+    return None
+
+
+def _reader(prefix):
+    """TF's checkpoint reader for exactly `prefix`: `tf.train.load_checkpoint` would take a
+    prefix ending in `/` for a directory and look for its `checkpoint` index instead."""
+    from tensorflow.python.training import py_checkpoint_reader
+    return py_checkpoint_reader.NewCheckpointReader(prefix)
+
+
 def resolve_prefix(path):
     """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file."""
+    if _slash_prefix(path):
+        return _slash_prefix(path)
     if os.path.isdir(path):
         try:
             latest = tf.train.latest_checkpoint(path)
@@ -44,7 +62,8 @@ def resolve_prefix(path):
 def list_variables(prefix):
     """{variable name: shape} of the checkpoint at `prefix`; UserError if it cannot be read."""
     try:
-        return {name: tuple(shape) for name, shape in tf.train.list_variables(prefix)}
+        return {name: tuple(shape)
+                for name, shape in sorted(_reader(prefix).get_variable_to_shape_map().items())}
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"Cannot read a checkpoint at {prefix} ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:300]}). {READ_FIX}") from None
@@ -53,7 +72,7 @@ def list_variables(prefix):
 def load_tensors(prefix, names):
     """{name: array} of the checkpoint variables `names`; UserError naming a damaged file."""
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        reader = _reader(prefix)
         return {name: reader.get_tensor(name) for name in names}
     except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a short .data file
         raise UserError(

@@ -75,6 +75,9 @@ class CellFamily:
     fused_ops = ()
     # Options under which the family creates every variable it can (for the list of names).
     all_options = {}
+    # Checkpoints written before TF 1.2: {era: (the cell's scope then, {old name: today's name})}
+    # (names relative to the cell's scope; `conversion/upgrade.py` renames them).
+    old_names = {}
 
     def check_options(self, units, options):
         """`options` with values normalised; UserError naming what TF1 or the twin cannot do."""

@@ -28,6 +28,14 @@ class GRU(cells.CellFamily):
     defaults = {"activation": "tanh"}
     keras_name = "GRUCell / GRU (reset_after=False)"
     kernel_name = "gates/kernel"
+    old_names = {
+        "TF 0.x": ("GRUCell", {"Gates/Linear/Matrix": "gates/kernel",
+                               "Gates/Linear/Bias": "gates/bias",
+                               "Candidate/Linear/Matrix": "candidate/kernel",
+                               "Candidate/Linear/Bias": "candidate/bias"}),
+        "TF 1.0/1.1": ("gru_cell", {"gates/weights": "gates/kernel", "gates/biases": "gates/bias",
+                                    "candidate/weights": "candidate/kernel",
+                                    "candidate/biases": "candidate/bias"})}
 
     def cases(self):
         return {"GRUCell(softsign)": cells.CellSpec.make(self.kind, 4, activation="softsign"),

@@ -168,6 +168,8 @@ class BasicLSTM(_LSTMFamily):
     scope = "basic_lstm_cell"
     defaults = {"forget_bias": 1.0, "state_is_tuple": True, "activation": "tanh"}
     keras_name = "LSTMCell / LSTM (forget_bias folded into the bias)"
+    old_names = {"TF 0.x": ("BasicLSTMCell", {"Linear/Matrix": "kernel", "Linear/Bias": "bias"}),
+                 "TF 1.0/1.1": ("basic_lstm_cell", {"weights": "kernel", "biases": "bias"})}
 
     def from_keras_cell(self, cell, activation_name):
         if isinstance(cell, keras.layers.LSTMCell):
@@ -199,6 +201,12 @@ class LSTM(_LSTMFamily):
     keras_name = "LSTMCell / LSTM, or TF1LSTMCell with peepholes, cell_clip or num_proj"
     graph_options = ("forget_bias", "cell_clip", "proj_clip", "activation")
     all_options = {"use_peepholes": True, "num_proj": 2}
+    old_names = {
+        "TF 0.x": ("LSTMCell", {"W_0": "kernel", "B": "bias", "W_I_diag": "w_i_diag",
+                                "W_F_diag": "w_f_diag", "W_O_diag": "w_o_diag",
+                                "W_P_0": "projection/kernel"}),
+        "TF 1.0/1.1": ("lstm_cell", {"weights": "kernel", "biases": "bias",
+                                     "projection/weights": "projection/kernel"})}
 
     def option_names(self, spec):
         return [name for name in self.graph_options

@@ -28,6 +28,8 @@ class BasicRNN(cells.CellFamily):
     scope = "basic_rnn_cell"
     defaults = {"activation": "tanh"}
     keras_name = "SimpleRNNCell / SimpleRNN"
+    old_names = {"TF 0.x": ("BasicRNNCell", {"Linear/Matrix": "kernel", "Linear/Bias": "bias"}),
+                 "TF 1.0/1.1": ("basic_rnn_cell", {"weights": "kernel", "biases": "bias"})}
 
     def cases(self):
         return {"BasicRNNCell(relu)": cells.CellSpec.make(self.kind, 4, activation="relu"),
