@@ -1,6 +1,7 @@
 """The benchmark runs end to end at tiny sizes (no timing is asserted anywhere)."""
 import json
 
+import pytest
 from absl import flags
 
 from legacy_rnn import experiments
@@ -64,3 +65,11 @@ def test_the_full_run_covers_every_experiment_and_rates_only_single_lstms():
     table = bench.format_table({"matmul_peak_gflops": 200.0, "steps": [row], "scaling": []})
     assert table.splitlines()[3].split()[-2:] == ["n/a", "n/a"]
     assert bench.LSTM_FLOPS == ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")
+
+
+def test_a_malformed_internal_scaling_point_is_a_flag_error_not_a_traceback():
+    flag_values = flags.FlagValues()
+    bench.define_flags(flag_values)
+    with pytest.raises(flags.IllegalFlagValueError, match="RNN:LENGTH:N_HIDDEN:BATCH"):
+        flag_values(["bench", "--scaling_point=static:ten"])
+    flag_values(["bench", "--scaling_point=dynamic:20:64:128"])

@@ -144,3 +144,38 @@ def test_float32_ulps_counts_representable_floats():
     assert drift.float32_ulps(-smallest, smallest) == 2  # -tiny, 0, +tiny
     assert drift.float32_ulps(0.0, -0.0) == 0
     assert drift.float32_ulps(np.nan, 1.0) == np.iinfo(np.int32).max
+
+
+ZEN2 = "model name\t: AMD EPYC\ncpu family\t: 23\nmodel\t\t: 49\nflags\t\t: fpu sse2 avx avx2 fma\n"
+ZEN4 = ("model name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512vl avx512_bf16\n")
+
+
+def test_two_cpus_with_one_brand_string_are_different_environments(tmp_path):
+    # Zen 2 and Zen 4 both say "AMD EPYC"; they round differently (AVX2 vs AVX-512 kernels).
+    keys = []
+    for name, text in (("zen2", ZEN2), ("zen4", ZEN4)):
+        (tmp_path / name).write_text(text)
+        keys.append(golden.cpu_identity(str(tmp_path / name)))
+    assert keys[0][0] == keys[1][0] == "AMD EPYC"
+    assert keys[0][1] == "family 23 model 49: avx2 fma"
+    assert keys[1][1] == "family 25 model 17: avx2 fma avx512f avx512bw avx512vl avx512_bf16"
+    expected = _golden("mnist_rnn")
+    recorded = {**expected, "environment": {**expected["environment"], "cpu_isa": keys[1][1]}}
+    here = {**recorded, "environment": {**recorded["environment"], "cpu_isa": keys[0][1]},
+            "step_losses": [v * (1 + 1e-6) for v in expected["step_losses"]]}
+    comparison = golden.compare(recorded, here)
+    assert comparison.environment_differs == ("cpu_isa",)
+    assert comparison.verdict == drift.ROUNDING  # not the bitwise promise of the same CPU
+
+
+def test_a_nan_in_a_golden_file_is_refused_not_passed(tmp_path):
+    record = _golden("toy_dynamic_rnn")
+    record["step_losses"][3] = float("nan")
+    path = tmp_path / "toy_dynamic_rnn.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="step losses missing or malformed"):
+        golden.load(str(path), "toy_dynamic_rnn")
+    # And a NaN reached in a comparison is a difference, never rounding.
+    d = drift.difference("losses", [1.0, float("nan")], [1.0, 0.5])
+    assert not d.within_rounding and d.outside == 1

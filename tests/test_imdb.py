@@ -183,3 +183,14 @@ def test_a_tampered_data_file_stops_the_program_with_status_1(tmp_path, capsys):
     status, out, err = run_in_process(["--flagfile=flags/imdb_rnn_smoke.cfg",
                                        f"--data_path={path}"], capsys)
     assert status == 1 and "is not an imdb.npz" in err and "Traceback" not in err
+
+
+def test_imdb_data_answers_help_and_names_a_missing_directory(tmp_path, monkeypatch, capsys):
+    from legacy_rnn.data import imdb
+    monkeypatch.chdir(tmp_path)
+    assert imdb.main(["imdb_data", "--help"]) == 0  # it used to write ./--help.npz
+    assert "usage: python -m legacy_rnn.imdb_data" in capsys.readouterr().out
+    assert imdb.main(["imdb_data", "--out=x.npz"]) == 2
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(UserError, match=r"the directory .*no/such/dir does not exist"):
+        imdb.main(["imdb_data", str(tmp_path / "no" / "such" / "dir" / "x.npz"), "10", "10"])

@@ -185,10 +185,19 @@ def main(argv=None):
     the imdb.npz layout (default 25,000 + 25,000, the real file's sizes)."""
     import sys
     args = (sys.argv if argv is None else argv)[1:]
-    if not args or len(args) not in (1, 3) or not all(a.isdigit() for a in args[1:]):
-        print("usage: python -m legacy_rnn.imdb_data OUT.npz [N_TRAIN N_TEST]", file=sys.stderr)
+    usage = "usage: python -m legacy_rnn.imdb_data OUT.npz [N_TRAIN N_TEST]"
+    if args and args[0] in ("-h", "--help", "-help", "--helpfull"):
+        print(usage)
+        return 0
+    if not args or len(args) not in (1, 3) or not all(a.isdigit() for a in args[1:]) \
+            or args[0].startswith("-"):
+        print(usage, file=sys.stderr)
         return 2
     n_train, n_test = (int(args[1]), int(args[2])) if len(args) == 3 else (25000, 25000)
+    directory = os.path.dirname(os.path.abspath(args[0]))
+    if not os.path.isdir(directory):
+        raise UserError(f"Cannot write {args[0]}: the directory {directory} does not exist. "
+                        "Create it, or pass a path in an existing directory.")
     x_train, y_train = synthetic_reviews([0, 1], n_train)
     x_test, y_test = synthetic_reviews([0, 2], n_test)
     write_npz(args[0], x_train, y_train, x_test, y_test)

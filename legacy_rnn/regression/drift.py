@@ -74,9 +74,11 @@ def difference(quantity, expected, actual, rtol=ROUNDING_RTOL, atol=ROUNDING_ATO
     if expected.size == 0:
         return Difference(quantity, 0.0, 0, 0, None, (expected.shape, actual.shape))
     gap = np.abs(actual - expected)
+    # NaN where only one side is NaN, or infinities that differ: outside any rounding bound.
     gap = np.where(np.isnan(gap) & ~(np.isnan(actual) & np.isnan(expected)), np.inf, gap)
-    gap = np.nan_to_num(gap, nan=0.0)
-    bad = np.argwhere(gap > atol + rtol * np.abs(expected))
+    gap = np.nan_to_num(gap, nan=0.0, posinf=np.inf)
+    bound = atol + rtol * np.abs(np.nan_to_num(expected, nan=0.0, posinf=0.0, neginf=0.0))
+    bad = np.argwhere(gap > bound)
     first = None
     if len(bad):
         index = tuple(int(i) for i in bad[0])

@@ -14,6 +14,7 @@ Writes a table to stdout, `bench.json` and `scaling.png` (matplotlib) to --out_d
 """
 import dataclasses
 import json
+import re
 import os
 import resource
 import statistics
@@ -295,7 +296,7 @@ def format_table(results):
 
 
 def define_flags(flag_values=flags.FLAGS):
-    return {
+    holders = {
         "out_dir": flags.DEFINE_string("out_dir", "runs/bench",
                                        "Where bench.json and scaling.png go.",
                                        flag_values=flag_values),
@@ -306,6 +307,15 @@ def define_flags(flag_values=flags.FLAGS):
             "scaling_point", None, "Internal: measure one scaling point (rnn:length:n_hidden:"
             "batch) in this process and print it as JSON.", flag_values=flag_values),
     }
+    flags.register_validator(
+        "scaling_point", lambda v: v is None or re.fullmatch(SCALING_POINT, v) is not None,
+        message="--scaling_point is RNN:LENGTH:N_HIDDEN:BATCH with RNN static or dynamic and "
+                "positive integers (e.g. static:20:64:128); it is the benchmark's own internal "
+                "flag, which a plain run does not need.", flag_values=flag_values)
+    return holders
+
+
+SCALING_POINT = r"(static|dynamic):[1-9]\d*:[1-9]\d*:[1-9]\d*"
 
 
 def main(holders, argv):
