@@ -1,1 +1,3 @@
-"""The command-line layer: how every entry point starts and exits, signals, and the flags the programs share."""
+"""The command-line layer: how every entry point starts and exits, signals, and the flags the
+programs share.
+"""

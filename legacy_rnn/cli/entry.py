@@ -35,7 +35,7 @@ def program(experiment_name):
 
 
 def tool(module_name, name):
-    """`python -m legacy_rnn.<name>` for a module with `define_flags()` and `main(holders, argv)`."""
+    """`python -m legacy_rnn.<name>` for a module with `define_flags()`, `main(holders, argv)`."""
     def load():
         module = importlib.import_module(module_name)
         return module.define_flags, module.main

@@ -165,11 +165,46 @@ def _tutorial_pair(kernel, bias):
     return bool(m) and bias == f"{m.group(1)}Variable_{int(m.group(2) or 0) + 1}"
 
 
+# Scopes of recurrent cells TF1 code wrote that the zoo has no family for yet: their variables
+# are named as such (never taken for a cell of another family), and a checkpoint holding only
+# them is refused naming them.
+NOT_CONVERTED = {
+    "cudnn_compatible_lstm_cell": "CudnnLSTM's canonical weights (CudnnCompatibleLSTMCell)",
+    "cudnn_compatible_gru_cell": "CudnnGRU's canonical weights (CudnnCompatibleGRUCell)",
+    "layer_norm_basic_lstm_cell": "tf.contrib's LayerNormBasicLSTMCell",
+    "gru_block_cell": "tf.contrib's GRUBlockCell",
+    "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
+    "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
+    "nas_rnn": "tf.contrib's NASCell",
+    "ugrnn_cell": "tf.contrib's UGRNNCell",
+    "opaque_kernel": "a cuDNN layer's opaque parameter buffer (run CudnnLSTM/CudnnGRU's "
+                     "canonical-weights saver on a GPU machine first)",
+}
+
+
+def not_converted(names):
+    """{what: [variable names]} of the cells the zoo has no family for yet."""
+    out = {}
+    for name in names:
+        for scope, what in NOT_CONVERTED.items():
+            if f"/{scope}/" in f"/{name}/" or name.endswith("/" + scope) or name == scope:
+                out.setdefault(what, []).append(name)
+    return out
+
+
 def inspect_shapes(shapes, source, view=None):
     """(blocks, other variables with guesses); UserError if nothing recurrent is there."""
     found, rest = discover(shapes, view)
-    others = [{"name": n, "shape": list(s), "guess": guess(n, s, shapes)}
+    unknown = not_converted(rest)
+    others = [{"name": n, "shape": list(s),
+               "guess": next((f"{what}: not converted yet" for what, names in unknown.items()
+                              if n in names), None) or guess(n, s, shapes)}
               for n, s in sorted(rest.items())]
+    if not found and unknown:
+        held = "; ".join(f"{what} ({len(names)} variables, e.g. {names[0]})"
+                         for what, names in unknown.items())
+        raise UserError(f"{source} holds {held}. This tool does not convert that kind of cell "
+                        "yet (docs/migration.md lists what it converts); nothing was written.")
     if not found:
         listed = ", ".join(f"{n} {list(s)}" for n, s in sorted(shapes.items())[:10])
         raise UserError(f"{source} holds no recurrent layer this tool recognises: no set of "

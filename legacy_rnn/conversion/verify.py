@@ -232,7 +232,7 @@ def compare_steps(model, block, x, values):
     return largest
 
 
-# --- dynamic_rnn calls -----------------------------------------------------------------------------
+# --- dynamic_rnn calls -------------------------------------------------------------------------
 
 def _keras_half(model, block, half, first, last, x, lengths):
     """Levels first..last of one half of the Keras block, run forward over `x`."""

@@ -1,1 +1,3 @@
-"""The data readers and generators: MNIST IDX files, the toy sequences, IMDB reviews, the time series, and batching."""
+"""The data readers and generators: MNIST IDX files, the toy sequences, IMDB reviews, the time
+series, and batching.
+"""

@@ -1,1 +1,3 @@
-"""Regression testing of TensorFlow upgrades: drift rules, golden numbers, the canary and its suite."""
+"""Regression testing of TensorFlow upgrades: drift rules, golden numbers, the canary and its
+suite.
+"""

@@ -1,1 +1,2 @@
-"""Benchmarks and the backend check (Keras 3 on JAX / PyTorch)."""
+"""Benchmarks and the backend check (Keras 3 on JAX / PyTorch).
+"""

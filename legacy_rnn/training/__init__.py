@@ -1,1 +1,2 @@
-"""Training: the loop, checkpoints of the experiments, and serving exports."""
+"""Training: the loop, checkpoints of the experiments, and serving exports.
+"""
