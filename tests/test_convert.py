@@ -15,8 +15,8 @@ from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
-from test_parity import ATOL, RTOL
-from test_programs import run_program_module
+from zoo_harness import ATOL, RTOL
+from program_harness import run_program_module
 TOY_LEN = 6
 TUTORIALS = ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")  # those with a tutorial script
 

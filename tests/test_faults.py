@@ -26,27 +26,9 @@ from legacy_rnn.training import loop as training
 from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.experiments.toy import TOY as TOY_EXPERIMENT, ToyConfig, toy_data_sets
 from legacy_rnn.errors import UserError
-from test_programs import REPO, run_program
+from program_harness import REPO, program_in_process, run_program
 
 SMOKE = "--flagfile=flags/toy_dynamic_rnn_smoke.cfg"
-
-
-def program_output(name, argv, capsys):
-    """Runs program `name` as its entry point does, in this process; (status, stdout, stderr)."""
-    experiment = experiments.get(name)
-    flag_values = flags.FlagValues()
-    holders = programs.define(experiment, flag_values)
-    flag_values(["prog", *argv])
-    capsys.readouterr()
-    status = entry.guarded(name, lambda: programs.run(experiment, holders, ["prog"]))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def program_in_process(name, argv, capsys):
-    """Runs program `name` as its entry point does, in this process; (status, stderr)."""
-    status, _, err = program_output(name, argv, capsys)
-    return status, err
 
 
 def snapshot(directory):

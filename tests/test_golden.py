@@ -10,7 +10,7 @@ from legacy_rnn import experiments
 from legacy_rnn.regression import drift
 from legacy_rnn.regression import golden
 from legacy_rnn.errors import UserError
-from test_programs import run_program_module
+from program_harness import run_program_module
 
 
 def _golden(name):

@@ -14,7 +14,7 @@ from legacy_rnn.data import imdb as imdb_data
 from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.imdb import IMDB
-from test_faults import program_output
+from program_harness import program_output
 
 SMALL = dataclasses.replace(IMDB.config, n_hidden=6, num_words=50, maxlen=9, embedding_size=5,
                             learning_rate=0.01)

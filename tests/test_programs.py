@@ -1,9 +1,6 @@
 """The three programs end to end, as a user runs them (one subprocess each), and in-process runs."""
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +8,7 @@ import tensorflow as tf
 from absl import flags
 
 import numpy_lstm
+from program_harness import run_program
 from legacy_rnn import experiments
 from legacy_rnn.cli import programs
 from legacy_rnn.data import mnist as mnist_data
@@ -18,18 +16,6 @@ from legacy_rnn.training import loop as training
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.mnist import MNIST_BIRNN, MnistConfig
 from legacy_rnn.experiments.toy import TOY, ToyConfig
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_program_module(module, *args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
-
-
-def run_program(experiment, *args):
-    return run_program_module(f"legacy_rnn.{experiment}", *args)
 
 
 def smoke(experiment, model_dir, *args):

@@ -12,7 +12,7 @@ import experiment_parity
 from legacy_rnn.data import series as series_data
 from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.experiments.series import MODELS, SERIES
-from test_faults import program_output
+from program_harness import program_output
 
 SMALL = dataclasses.replace(SERIES.config, n_hidden=5, steps=9, n_train=48, n_valid=16,
                             n_test=16, baselines=False)

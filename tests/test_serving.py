@@ -13,7 +13,7 @@ from legacy_rnn import experiments
 from legacy_rnn.training import serving
 from legacy_rnn.conversion.convert import convert_checkpoint
 from legacy_rnn.errors import UserError
-from test_faults import program_in_process
+from program_harness import program_in_process
 
 # The TF migration guide's forward tolerance.
 ATOL = 1e-5

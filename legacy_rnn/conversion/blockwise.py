@@ -188,7 +188,6 @@ def spec_from_keras_cell(cell, basic=False):
     """The zoo CellSpec of a Keras 3 cell; UserError for one with no TF1 equivalent. Where two
     families compute the cell (Keras's LSTMCell is a BasicLSTMCell and an LSTMCell), `basic`
     takes the one with fewer variables."""
-    import keras
     name = type(cell).__name__
     recurrent = getattr(cell, "recurrent_activation", None)
     if recurrent is not None and keras_activation(recurrent) != "sigmoid":

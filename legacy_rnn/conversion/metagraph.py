@@ -7,7 +7,7 @@ import os
 
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import drivers
-from legacy_rnn.zoo.graphview import MAIN, GraphView  # noqa: F401  (GraphView: for callers)
+from legacy_rnn.zoo.graphview import MAIN, GraphView  # noqa: F401  (callers build views here)
 
 
 def meta_path(prefix):
