@@ -172,7 +172,6 @@ NOT_CONVERTED = {
     "cudnn_compatible_lstm_cell": "CudnnLSTM's canonical weights (CudnnCompatibleLSTMCell)",
     "cudnn_compatible_gru_cell": "CudnnGRU's canonical weights (CudnnCompatibleGRUCell)",
     "layer_norm_basic_lstm_cell": "tf.contrib's LayerNormBasicLSTMCell",
-    "gru_block_cell": "tf.contrib's GRUBlockCell",
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
     "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
     "nas_rnn": "tf.contrib's NASCell",

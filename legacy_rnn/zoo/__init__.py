@@ -1,12 +1,12 @@
 """The cell zoo: every TF1 cell, wrapper and driver with its Keras 3 twin and weight mapping.
 
 `cells.py` defines what a cell family provides and the table (`FAMILIES`) they register in; one
-module per family (`simple`, `gru`, `lstm`, `layer_norm`, `lstm_block`) registers itself on
-import; `drivers.py` holds one class per TF1 driver; `blocks.py` runs any family through any
+module per family (`simple`, `gru`, `gru_block`, `lstm`, `layer_norm`, `lstm_block`) registers
+itself on import; `drivers.py` holds one class per TF1 driver; `blocks.py` runs any family through any
 driver and builds the Keras 3 block that computes the same; `graphview.py` reads a `.meta` graph
 for the families (their options, their ops).
 """
-from legacy_rnn.zoo import gru, layer_norm, lstm, lstm_block, simple  # noqa: F401  (register)
+from legacy_rnn.zoo import gru, gru_block, layer_norm, lstm, lstm_block, simple  # noqa: F401
 from legacy_rnn.zoo.blocks import Block, Dropout, Level, keras_block, tf1_block
 from legacy_rnn.zoo.cells import FAMILIES, CellSpec, canonical_cases
 
