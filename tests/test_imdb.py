@@ -8,6 +8,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from absl import flags
 
 import experiment_parity
 from legacy_rnn.data import imdb as imdb_data
@@ -194,3 +195,18 @@ def test_imdb_data_answers_help_and_names_a_missing_directory(tmp_path, monkeypa
     assert not list(tmp_path.iterdir())
     with pytest.raises(UserError, match=r"the directory .*no/such/dir does not exist"):
         imdb.main(["imdb_data", str(tmp_path / "no" / "such" / "dir" / "x.npz"), "10", "10"])
+
+
+def test_a_vocabulary_below_three_ids_and_an_empty_test_split_are_one_paragraph(tmp_path,
+                                                                                capsys):
+    from legacy_rnn.cli import programs
+    flag_values = flags.FlagValues()
+    programs.define(IMDB, flag_values)
+    with pytest.raises(flags.IllegalFlagValueError, match="--num_words must be 3 or more"):
+        flag_values(["imdb_rnn", "--num_words=2"])  # embedding_lookup failed on id 2 before
+    path = tmp_path / "imdb.npz"
+    x, y = imdb_data.synthetic_reviews([0, 1], 64)
+    imdb_data.write_npz(str(path), x, y, [], [])
+    status, _, err = program_output("imdb_rnn", ["--flagfile=flags/imdb_rnn_smoke.cfg",
+                                                 f"--data_path={path}"], capsys)
+    assert status == 1 and "The test split is empty" in err and "Traceback" not in err

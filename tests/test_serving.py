@@ -137,6 +137,21 @@ def test_an_existing_export_dir_is_refused_before_training_unless_overwrite(tmp_
     assert tf.saved_model.load(str(export)).signatures["serving_default"] is not None
 
 
+def test_an_export_dir_that_would_delete_the_model_dir_is_refused_even_with_overwrite(
+        tmp_path, capsys):
+    # It used to exit 0 with the run's checkpoints, metrics.json and summaries deleted.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"a finished run": true}')
+    for export in (run, tmp_path):  # the model_dir itself, or a directory holding it
+        status, err = program_in_process("toy_dynamic_rnn", [
+            "--flagfile=flags/toy_dynamic_rnn_smoke.cfg", f"--model_dir={run}",
+            f"--export_dir={export}", "--overwrite"], capsys)
+        assert status == 1 and f"--export_dir={export} holds --model_dir={run}" in err, err
+        assert (run / "metrics.json").read_text() == '{"a finished run": true}'
+        assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]  # refused before training
+
+
 def test_a_failing_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     def full(self, *args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -128,6 +128,21 @@ CASES = {
             "candidate/kernel": o["rnn/gru_cell/candidate/weights"],
             "candidate/bias": o["rnn/gru_cell/candidate/biases"]}), x, np.zeros((B, U)),
             lambda s: s)),
+    "TF 1.0 BasicRNNCell": (
+        {"rnn/basic_rnn_cell/weights": (IN + U, U), "rnn/basic_rnn_cell/biases": (U,)},
+        zoo.Block([C("basic_rnn", U)]),
+        lambda o, x: run(lambda xt, s: rnn_step(xt, s, {
+            "kernel": o["rnn/basic_rnn_cell/weights"], "bias": o["rnn/basic_rnn_cell/biases"]}),
+            x, np.zeros((B, U)), lambda s: s)),
+    "TF 1.1 bidirectional BasicLSTMCell": (
+        {f"bidirectional_rnn/{d}/basic_lstm_cell/{v}": shape for d in ("fw", "bw")
+         for v, shape in (("weights", (IN + U, 4 * U)), ("biases", (4 * U,)))},
+        zoo.Block([C("basic_lstm", U)], "bidirectional", "static"),
+        lambda o, x: np.concatenate([run(lambda xt, s: lstm_step(xt, s, {
+            "kernel": o[f"bidirectional_rnn/{d}/basic_lstm_cell/weights"],
+            "bias": o[f"bidirectional_rnn/{d}/basic_lstm_cell/biases"]}),
+            x if d == "fw" else x[:, ::-1], (np.zeros((B, U)), np.zeros((B, U))),
+            lambda s: s[1])[:, ::(1 if d == "fw" else -1)] for d in ("fw", "bw")], 2)),
     "TF 0.x GRUCell": (
         {"RNN/GRUCell/Gates/Linear/Matrix": (IN + U, 2 * U),
          "RNN/GRUCell/Gates/Linear/Bias": (2 * U,),

@@ -126,7 +126,8 @@ def main(holders, argv):
         raise app.UsageError("--checkpoint is required.")
     if value["model"] is None:
         return _blocks(value)
-    serving.check_export_dir(value["export_dir"], value["overwrite"])
+    serving.check_export_dir(value["export_dir"], value["overwrite"],
+                             keep={"--output": value["output"], "--checkpoint": value["checkpoint"]})
     config = convert_checkpoint(value["checkpoint"], value["model"], value["output"],
                                 value["overwrite"])
     experiment = experiments.get(value["model"])

@@ -158,8 +158,9 @@ class Imdb(Experiment):
         holders = [
             programs.positive_int("n_hidden", config.n_hidden, "Units of each SimpleRNN cell.",
                                   fv),
-            programs.positive_int("num_words", config.num_words, "Vocabulary: the most frequent "
-                                  "words kept (load_data's num_words); the others become 2.", fv),
+            flags.DEFINE_integer("num_words", config.num_words, "Vocabulary: the most frequent "
+                                 "words kept (load_data's num_words); the others become 2.",
+                                 flag_values=fv),
             programs.positive_int("maxlen", config.maxlen, "Words per review after padding / "
                                   "truncating (the last ones are kept).", fv),
             programs.positive_int("embedding_size", config.embedding_size, "Embedding size.", fv),
@@ -173,6 +174,11 @@ class Imdb(Experiment):
                                 "Keras's cached copy, else downloaded as Keras does.",
                                 flag_values=fv),
         ]
+        # Ids 0 (padding), 1 (start) and 2 (out of vocabulary) are always used: the embedding
+        # needs at least those three rows.
+        flags.register_validator("num_words", lambda v: v >= 3, message="--num_words must be "
+                                 "3 or more: ids 0 (padding), 1 (review start) and 2 (a word "
+                                 "out of the vocabulary) are always in the data.", flag_values=fv)
         flags.register_validator("keep_prob", lambda v: 0 < v <= 1,
                                  message="--keep_prob must be in (0, 1].", flag_values=fv)
         return holders

@@ -86,7 +86,12 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     """
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
-    serving.check_export_dir(config.export_dir, config.overwrite)  # before any training
+    if not len(test_inputs[0]):
+        raise UserError("The test split is empty: there is nothing to evaluate the model on. Use "
+                        "data with test examples (or a --test_len of 0 for the whole split).")
+    serving.check_export_dir(config.export_dir, config.overwrite,  # before any training
+                             keep={"--model_dir": config.model_dir,
+                                   "--init_checkpoint": config.init_checkpoint})
     if not config.model_dir:
         return _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map,
                                    signature, probe_size, final_weights)

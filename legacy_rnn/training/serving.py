@@ -29,8 +29,19 @@ from legacy_rnn.errors import UserError
 SIGNATURE = "serving_default"
 
 
-def check_export_dir(export_dir, overwrite):
-    """Refuses an existing non-empty `export_dir` (before any work is done) unless `overwrite`."""
+def check_export_dir(export_dir, overwrite, keep=()):
+    """Refuses an existing non-empty `export_dir` (before any work is done) unless `overwrite`,
+    and, overwrite or not, an `export_dir` whose replacement would delete one of the `keep`
+    paths ({flag: path}: a --model_dir's checkpoints, a file just written)."""
+    for flag, path in dict(keep).items():
+        if export_dir and path and os.path.commonpath(
+                [os.path.abspath(export_dir), os.path.abspath(path)]) == os.path.abspath(
+                    export_dir):
+            raise UserError(
+                f"--export_dir={export_dir} holds {flag}={path}: writing the SavedModel replaces "
+                f"the whole directory, which would delete what {flag} holds. Choose an export "
+                f"directory outside it (for example {os.path.join(path, 'export')} inside a "
+                "--model_dir is fine).")
     if export_dir and os.path.exists(export_dir) and not overwrite and (
             not os.path.isdir(export_dir) or os.listdir(export_dir)):
         raise UserError(f"--export_dir={export_dir} exists and is not empty. Choose another "
