@@ -8,29 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo_harness
 from legacy_rnn import zoo
 from legacy_rnn.conversion import blockwise, inspection
 
 C = zoo.CellSpec.make
 ATOL = blockwise.TOLERANCE  # the TF migration guide's forward tolerance
 TIME, INPUT, BATCH = 5, 3, 4
-
-
-def save(tmp_path, block):
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(3)
-        x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT], name="inputs")
-        lengths = tf.compat.v1.placeholder(tf.int32, [None], name="lengths")
-        outputs, _ = zoo.tf1_block(block, x, lengths)
-        bumps = [v.assign_add(tf.random.normal(v.shape, stddev=0.5))
-                 for v in tf.compat.v1.trainable_variables()]
-        sess = tf.compat.v1.Session(graph=graph)
-        sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(bumps)
-        prefix = str(tmp_path / "ckpt" / "model.ckpt")
-        tf.compat.v1.train.Saver().save(sess, prefix)
-    return prefix, lambda xv, lv: sess.run(outputs, {x: xv, lengths: lv})
 
 
 @pytest.mark.parametrize("kind, driver, names", [
@@ -40,7 +24,7 @@ def save(tmp_path, block):
                                  "candidate/kernel": [INPUT + 4, 4], "candidate/bias": [4]})])
 def test_gru_block_cells_convert_against_their_graph(tmp_path, kind, driver, names):
     block = zoo.Block([C(kind, 4)], "bidirectional", driver, scope="enc/bidirectional_rnn")
-    prefix, original = save(tmp_path, block)
+    prefix, original = zoo_harness.save_block_graph(tmp_path, block, time=TIME)
     stored = dict(tf.train.list_variables(prefix))
     assert {k.rsplit("/gru_cell/", 1)[1]: v for k, v in stored.items()
             if k.startswith("enc/bidirectional_rnn/fw/")} == names
@@ -57,16 +41,4 @@ def test_gru_block_cells_convert_against_their_graph(tmp_path, kind, driver, nam
 
 
 def test_the_gradient_registered_for_the_op_matches_finite_differences():
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(1)
-        x = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 2)), tf.float32)
-        outputs, _ = zoo.tf1_block(zoo.Block([C("gru_block", 3)], "forward", "static"), x)
-        loss = tf.reduce_sum(tf.square(outputs))
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for v in tf.compat.v1.trainable_variables():
-                theoretical, numerical = tf.compat.v1.test.compute_gradient(
-                    v, v.shape.as_list(), loss, [], delta=1e-3)
-                np.testing.assert_allclose(theoretical, numerical, atol=2e-2, rtol=2e-2,
-                                           err_msg=v.name)
+    zoo_harness.assert_gradients_match_finite_differences(C("gru_block", 3))

@@ -10,32 +10,14 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+import zoo_harness
 from legacy_rnn import zoo
 from legacy_rnn.conversion import blockwise, inspection
 
 C = zoo.CellSpec.make
 ATOL = blockwise.TOLERANCE  # the TF migration guide's forward tolerance
 TIME, INPUT, BATCH = 5, 3, 4
-
-
-def save(tmp_path, block, meta=True):
-    """The block in a graph of its own, saved; returns (prefix, run(x, lengths))."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(3)
-        x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT], name="inputs")
-        lengths = tf.compat.v1.placeholder(tf.int32, [None], name="lengths")
-        outputs, _ = zoo.tf1_block(block, x, lengths)
-        bumps = [v.assign_add(tf.random.normal(v.shape, stddev=0.5))
-                 for v in tf.compat.v1.trainable_variables()]
-        sess = tf.compat.v1.Session(graph=graph)
-        sess.run(tf.compat.v1.global_variables_initializer())
-        sess.run(bumps)
-        prefix = str(tmp_path / "ckpt" / "model.ckpt")
-        tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=meta)
-    return prefix, lambda xv, lv: sess.run(outputs, {x: xv, lengths: lv})
 
 
 def case(seed=5):
@@ -51,7 +33,7 @@ BLOCK_CELL = C("lstm_block", 4, forget_bias=0.0, cell_clip=3.0, use_peephole=Tru
 def test_an_lstm_block_cell_is_recognised_by_its_ops_and_its_options_read_from_them(
         tmp_path, driver):
     block = zoo.Block([BLOCK_CELL], "forward", driver, scope="lm/rnn")
-    prefix, original = save(tmp_path, block)
+    prefix, original = zoo_harness.save_block_graph(tmp_path, block, time=TIME)
     report = inspection.describe(prefix)
     (b,) = report["blocks"]
     assert b["cells"][0]["cell"] == "LSTMBlockCell(4, cell_clip=3.0, forget_bias=0.0, " \
@@ -77,7 +59,7 @@ def test_without_the_meta_an_lstm_block_cell_converts_as_an_lstm_cell_with_its_o
     # The variables alone cannot tell LSTMBlockCell from LSTMCell: the conversion says what it
     # assumed, and the assumption (forget_bias 1.0) is indeed wrong for this graph.
     block = zoo.Block([C("lstm_block", 4, forget_bias=0.0)], "forward", "dynamic")
-    prefix, original = save(tmp_path, block, meta=False)
+    prefix, original = zoo_harness.save_block_graph(tmp_path, block, meta=False, time=TIME)
     blockwise.to_keras_blocks(prefix, str(tmp_path / "out"))
     entry = json.loads((tmp_path / "out" / "blocks.json").read_text())["blocks"][0]
     assert entry["verified_against"].startswith("this project's TF1 rebuild")
@@ -91,17 +73,5 @@ def test_without_the_meta_an_lstm_block_cell_converts_as_an_lstm_cell_with_its_o
 def test_the_gradient_registered_for_the_op_matches_finite_differences():
     # TF 2.x has the op and its gradient kernel but registers no gradient; the one registered by
     # the zoo (as contrib did) is checked numerically, with a clip that does not bind.
-    spec = C("lstm_block", 3, forget_bias=0.5, use_peephole=True)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(1)
-        x = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 2)), tf.float32)
-        outputs, _ = zoo.tf1_block(zoo.Block([spec], "forward", "static"), x)
-        loss = tf.reduce_sum(tf.square(outputs))
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for v in tf.compat.v1.trainable_variables():
-                theoretical, numerical = tf.compat.v1.test.compute_gradient(
-                    v, v.shape.as_list(), loss, [], delta=1e-3)
-                np.testing.assert_allclose(theoretical, numerical, atol=2e-2, rtol=2e-2,
-                                           err_msg=v.name)
+    zoo_harness.assert_gradients_match_finite_differences(
+        C("lstm_block", 3, forget_bias=0.5, use_peephole=True))

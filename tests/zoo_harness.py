@@ -108,3 +108,41 @@ def assert_parity(reference, twin):
     grads = max(largest(twin.gradients[k], reference.gradients[k]) for k in reference.gradients)
     return (largest(twin.outputs, reference.outputs), largest(twin.state, reference.state),
             max(grads, largest(twin.input_gradient, reference.input_gradient)))
+
+
+def save_block_graph(tmp_path, block, meta=True, time=TIME, input_size=INPUT, seed=3):
+    """`block` built as user code builds it (placeholders for the inputs and lengths), every
+    variable moved off its initial value, saved (with its `.meta` unless `meta=False`); returns
+    (prefix, run(x, lengths) -> the graph's outputs)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        x = tf.compat.v1.placeholder(tf.float32, [None, time, input_size], name="inputs")
+        lengths = tf.compat.v1.placeholder(tf.int32, [None], name="lengths")
+        outputs, _ = zoo.tf1_block(block, x, lengths)
+        bumps = [v.assign_add(tf.random.normal(v.shape, stddev=0.5))
+                 for v in tf.compat.v1.trainable_variables()]
+        sess = tf.compat.v1.Session(graph=graph)
+        sess.run(tf.compat.v1.global_variables_initializer())
+        sess.run(bumps)
+        prefix = str(tmp_path / "ckpt" / "model.ckpt")
+        tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=meta)
+    return prefix, lambda xv, lv: sess.run(outputs, {x: xv, lengths: lv})
+
+
+def assert_gradients_match_finite_differences(spec):
+    """The TF1 graph's gradients of a static block of `spec` against finite differences (for the
+    fused ops whose gradient the zoo registers itself)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(1)
+        x = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 2)), tf.float32)
+        outputs, _ = zoo.tf1_block(zoo.Block([spec], "forward", "static"), x)
+        loss = tf.reduce_sum(tf.square(outputs))
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for v in tf.compat.v1.trainable_variables():
+                theoretical, numerical = tf.compat.v1.test.compute_gradient(
+                    v, v.shape.as_list(), loss, [], delta=1e-3)
+                np.testing.assert_allclose(theoretical, numerical, atol=2e-2, rtol=2e-2,
+                                           err_msg=v.name)

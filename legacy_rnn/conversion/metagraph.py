@@ -15,8 +15,8 @@ def meta_path(prefix):
     return path if os.path.exists(path) else None
 
 
-def read_graph(path):
-    """The GraphDef of a `.meta` file; UserError naming it if it cannot be read."""
+def read_meta(path):
+    """The MetaGraphDef of a `.meta` file; UserError naming it if it cannot be read."""
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import meta_graph_pb2
     meta = meta_graph_pb2.MetaGraphDef()
@@ -27,8 +27,14 @@ def read_graph(path):
         raise UserError(f"{path} is not a readable MetaGraphDef ({type(e).__name__}: "
                         f"{str(e)[:200]}). Move it away to convert with flags and TF1's defaults "
                         "for the options that are not variables (forget_bias, clips, "
-                        "activation), or restore the file the Saver wrote.") from None
-    return meta.graph_def
+                        "activation: then said to be assumed), or restore the file the Saver "
+                        "wrote.") from None
+    return meta
+
+
+def read_graph(path):
+    """The GraphDef of a `.meta` file (`read_meta`)."""
+    return read_meta(path).graph_def
 
 
 def cell_options(view, prefix, family):

@@ -84,16 +84,7 @@ def _dropped_value(scope, inside, by_name):
 def import_neutralised(meta):
     """(graph, its GraphView, saver, [what was neutralised]) of the `.meta` file, dropout
     rewritten away."""
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import meta_graph_pb2
-    meta_graph = meta_graph_pb2.MetaGraphDef()
-    try:
-        with open(meta, "rb") as f:
-            meta_graph.ParseFromString(f.read())
-    except (OSError, DecodeError) as e:
-        raise UserError(f"{meta} is not a readable MetaGraphDef ({type(e).__name__}). Move it "
-                        "away to convert without it (the options then come from flags or TF1's "
-                        "defaults, and are said to be assumed).") from None
+    meta_graph = metagraph.read_meta(meta)
     neutralised = []
     bodies = [meta_graph.graph_def.node] + [f.node_def for f in
                                             meta_graph.graph_def.library.function]
