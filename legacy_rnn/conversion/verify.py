@@ -278,8 +278,16 @@ def against_graph(block, model, prefix, meta, rng):
                             "from different models. Pass the .meta of this checkpoint, or move "
                             "it away.") from None
         tensors = stepped_tensors(graph, view, block)
-        steps = run_steps(sess, tensors, rng, notes) if tensors is not None else None
-        runs = run_calls(graph, sess, block, rng, notes) if tensors is None else None
+        try:
+            steps = run_steps(sess, tensors, rng, notes) if tensors is not None else None
+            runs = run_calls(graph, sess, block, rng, notes) if tensors is None else None
+        except (tf.errors.OpError, ValueError) as e:
+            raise UserError(
+                f"Running {block.prefix}/ in the graph of {meta} on generated inputs failed "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200]}), so the conversion "
+                "cannot be checked against it. Nothing was written. Move the .meta away to "
+                "check against this project's rebuild instead (the options not read from a "
+                "graph are then named as assumed).") from None
     if steps is not None:
         difference = compare_steps(model, block, *steps)
         time = len(tensors["fw"][0])
