@@ -117,54 +117,65 @@ def test_a_tf0_stacked_lstm_checkpoint_upgrades_and_today_s_graph_reproduces_it(
                                expected, rtol=0, atol=ATOL)
 
 
+def gru(names):
+    """The numpy GRU over x from the old arrays named (gate kernel, gate bias, candidate kernel,
+    candidate bias)."""
+    keys = ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
+    return lambda o, x: run(lambda xt, s: gru_step(xt, s, {k: o[n] for k, n in zip(keys, names)}),
+                            x, np.zeros((B, U)), lambda s: s)
+
+
+def both_directions(one, o, x):
+    """concat(forward over x, backward over x reversed and reversed back): full lengths.
+    `one(o, x, half)` runs one direction."""
+    return np.concatenate([one(o, x, "fw"), one(o, x[:, ::-1], "bw")[:, ::-1]], 2)
+
+
+def basic_rnn(kernel, bias):
+    return lambda o, x: run(lambda xt, s: rnn_step(xt, s, {"kernel": o[kernel], "bias": o[bias]}),
+                            x, np.zeros((B, U)), lambda s: s)
+
+
+def basic_lstm(kernel, bias):
+    return lambda o, x: run(lambda xt, s: lstm_step(xt, s, {"kernel": o[kernel],
+                                                           "bias": o[bias]}),
+                            x, (np.zeros((B, U)), np.zeros((B, U))), lambda s: s[1])
+
+
+BIRNN = {"fw": "BiRNN/FW/BasicRNNCell/Linear/", "bw": "BiRNN/BW/BasicRNNCell/Linear/"}
+BILSTM = {"fw": "bidirectional_rnn/fw/basic_lstm_cell/",
+          "bw": "bidirectional_rnn/bw/basic_lstm_cell/"}
 CASES = {
     "TF 1.0 GRUCell": (
         {"rnn/gru_cell/gates/weights": (IN + U, 2 * U), "rnn/gru_cell/gates/biases": (2 * U,),
          "rnn/gru_cell/candidate/weights": (IN + U, U), "rnn/gru_cell/candidate/biases": (U,)},
         zoo.Block([C("gru", U)]),
-        lambda o, x: run(lambda xt, s: gru_step(xt, s, {
-            "gates/kernel": o["rnn/gru_cell/gates/weights"],
-            "gates/bias": o["rnn/gru_cell/gates/biases"],
-            "candidate/kernel": o["rnn/gru_cell/candidate/weights"],
-            "candidate/bias": o["rnn/gru_cell/candidate/biases"]}), x, np.zeros((B, U)),
-            lambda s: s)),
+        gru(["rnn/gru_cell/gates/weights", "rnn/gru_cell/gates/biases",
+             "rnn/gru_cell/candidate/weights", "rnn/gru_cell/candidate/biases"])),
     "TF 1.0 BasicRNNCell": (
         {"rnn/basic_rnn_cell/weights": (IN + U, U), "rnn/basic_rnn_cell/biases": (U,)},
         zoo.Block([C("basic_rnn", U)]),
-        lambda o, x: run(lambda xt, s: rnn_step(xt, s, {
-            "kernel": o["rnn/basic_rnn_cell/weights"], "bias": o["rnn/basic_rnn_cell/biases"]}),
-            x, np.zeros((B, U)), lambda s: s)),
+        basic_rnn("rnn/basic_rnn_cell/weights", "rnn/basic_rnn_cell/biases")),
     "TF 1.1 bidirectional BasicLSTMCell": (
-        {f"bidirectional_rnn/{d}/basic_lstm_cell/{v}": shape for d in ("fw", "bw")
+        {f"{BILSTM[d]}{v}": shape for d in ("fw", "bw")
          for v, shape in (("weights", (IN + U, 4 * U)), ("biases", (4 * U,)))},
         zoo.Block([C("basic_lstm", U)], "bidirectional", "static"),
-        lambda o, x: np.concatenate([run(lambda xt, s: lstm_step(xt, s, {
-            "kernel": o[f"bidirectional_rnn/{d}/basic_lstm_cell/weights"],
-            "bias": o[f"bidirectional_rnn/{d}/basic_lstm_cell/biases"]}),
-            x if d == "fw" else x[:, ::-1], (np.zeros((B, U)), np.zeros((B, U))),
-            lambda s: s[1])[:, ::(1 if d == "fw" else -1)] for d in ("fw", "bw")], 2)),
+        lambda o, x: both_directions(lambda o, x, d: basic_lstm(
+            BILSTM[d] + "weights", BILSTM[d] + "biases")(o, x), o, x)),
     "TF 0.x GRUCell": (
         {"RNN/GRUCell/Gates/Linear/Matrix": (IN + U, 2 * U),
          "RNN/GRUCell/Gates/Linear/Bias": (2 * U,),
          "RNN/GRUCell/Candidate/Linear/Matrix": (IN + U, U),
          "RNN/GRUCell/Candidate/Linear/Bias": (U,)},
         zoo.Block([C("gru", U)]),
-        lambda o, x: run(lambda xt, s: gru_step(xt, s, {
-            "gates/kernel": o["RNN/GRUCell/Gates/Linear/Matrix"],
-            "gates/bias": o["RNN/GRUCell/Gates/Linear/Bias"],
-            "candidate/kernel": o["RNN/GRUCell/Candidate/Linear/Matrix"],
-            "candidate/bias": o["RNN/GRUCell/Candidate/Linear/Bias"]}), x, np.zeros((B, U)),
-            lambda s: s)),
+        gru(["RNN/GRUCell/Gates/Linear/Matrix", "RNN/GRUCell/Gates/Linear/Bias",
+             "RNN/GRUCell/Candidate/Linear/Matrix", "RNN/GRUCell/Candidate/Linear/Bias"])),
     "TF 0.x bidirectional BasicRNNCell": (
-        {f"BiRNN/{d}/BasicRNNCell/Linear/{v}": shape for d in ("FW", "BW")
+        {f"{BIRNN[d]}{v}": shape for d in ("fw", "bw")
          for v, shape in (("Matrix", (IN + U, U)), ("Bias", (U,)))},
         zoo.Block([C("basic_rnn", U)], "bidirectional", "static"),
-        lambda o, x: np.concatenate([run(lambda xt, s: rnn_step(xt, s, {
-            "kernel": o[f"BiRNN/{d}/BasicRNNCell/Linear/Matrix"],
-            "bias": o[f"BiRNN/{d}/BasicRNNCell/Linear/Bias"]}),
-            x if d == "FW" else x[:, ::-1], np.zeros((B, U)), lambda s: s)[:, ::(1 if d == "FW"
-                                                                                  else -1)]
-            for d in ("FW", "BW")], 2)),
+        lambda o, x: both_directions(lambda o, x, d: basic_rnn(
+            BIRNN[d] + "Matrix", BIRNN[d] + "Bias")(o, x), o, x)),
     "TF 0.x LSTMCell(peepholes, num_proj)": (
         {"RNN/LSTMCell/W_0": (IN + P, 4 * U), "RNN/LSTMCell/B": (4 * U,),
          "RNN/LSTMCell/W_I_diag": (U,), "RNN/LSTMCell/W_F_diag": (U,),

@@ -15,22 +15,21 @@ writes a copy under today's names, reads it back and compares it with the origin
 value; a name collision or an old layout that does not make a whole cell is refused, and nothing
 is written then. `inspect` and `convert` read old checkpoints directly with the same table.
 """
+import os
 import re
 
 import numpy as np
 from absl import app, flags
 
 from legacy_rnn import zoo
+from legacy_rnn.conversion import discover
 from legacy_rnn.errors import UserError
 
 DRIVER_SCOPES = {"RNN": "rnn", "BiRNN": "bidirectional_rnn", "FW": "fw", "BW": "bw"}
-SLOTS = ("Adam", "Adam_1", "Momentum", "RMSProp", "RMSProp_1", "Adagrad", "Adadelta",
-         "Adadelta_1", "Ftrl", "Ftrl_1", "ExponentialMovingAverage")
-
 
 def _split_slot(name):
     base, _, leaf = name.rpartition("/")
-    return (base, leaf) if base and leaf in SLOTS else (name, "")
+    return (base, leaf) if base and leaf in discover.SLOT_SUFFIXES else (name, "")
 
 
 def _prefix(prefix, keep_scopes):
@@ -89,7 +88,6 @@ def renamed_shapes(shapes, renames):
 
 def whole_cells(shapes, renames):
     """UserError naming a cell whose pre-1.2 variables do not make a whole cell of its family."""
-    from legacy_rnn.conversion import discover
     found, _ = discover.find_cells(renamed_shapes(shapes, renames))
     used = {name for prefix, _, _, own in found for name in
             (f"{prefix}/{rel}" for rel in own)}
@@ -105,8 +103,6 @@ def whole_cells(shapes, renames):
 
 def upgrade(checkpoint, output, keep_scopes=False, overwrite=False):
     """Writes the checkpoint under today's names at `output`; returns ({old: new}, {era: n})."""
-    import os
-
     from legacy_rnn.conversion import blockwise
     from legacy_rnn.training import checkpoints
     prefix = checkpoints.resolve_prefix(checkpoint)

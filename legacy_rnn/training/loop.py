@@ -146,7 +146,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                 if interrupts.pending():
                     signum = interrupts.take()
                     prefix = save_at_stop(store, sess, step, progress.metrics(step, "interrupted"),
-                                          last_saved, config.model_dir)
+                                          last_saved, bool(config.model_dir))
                     raise interrupts.Interrupted(signum, stopped_message(
                         signum, f"stopped after step {step} of {steps}", prefix, "resume"))
         train_seconds = time.perf_counter() - start
@@ -159,7 +159,8 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                     ("valid_loss", f"valid_{name}"), evaluate(sess, model, valid_inputs)))
         except interrupts.Interrupted as e:
             prefix = save_at_stop(store, sess, final_step, progress.metrics(final_step, "trained"),
-                                  last_saved, config.model_dir and not config.eval_only)
+                                  last_saved,
+                                  bool(config.model_dir) and not config.eval_only)
             raise interrupts.Interrupted(e.signum, stopped_message(
                 e.signum, f"stopped while evaluating, after training step {final_step} of "
                           f"{steps}", prefix, "evaluate it")) from None
