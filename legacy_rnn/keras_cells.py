@@ -8,6 +8,7 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
   forget_bias (at run time) and activation;
 - `LNSimpleRNNCell`: the layer-normalised simple RNN cell (TF1 counterpart:
   `legacy_rnn.zoo.layer_norm.LayerNormBasicRNNCell`);
+- `LayerNormLSTMCell`: tf.contrib's `LayerNormBasicLSTMCell` (a norm per gate and on the cell);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
 - `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
   as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
@@ -139,6 +140,64 @@ class LNSimpleRNNCell(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation_name,
                 "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LayerNormLSTMCell(keras.layers.Layer):
+    """tf.contrib's `LayerNormBasicLSTMCell` in Keras 3 (TF1 side: `legacy_rnn.zoo.layer_norm_lstm`).
+
+    With `z = x W + h_prev R` (no bias) split into `z_i, z_f, z_c, z_o` (Keras gate order) and
+    `LN(v; g, b) = (v - mean(v)) / sqrt(var(v) + epsilon) * g + b` over the units:
+
+        i = sigmoid(LN(z_i)),  f = sigmoid(LN(z_f) + forget_bias),  o = sigmoid(LN(z_o))
+        c = LN(f * c_prev + i * act(LN(z_c)); state_gamma, state_beta)
+        h = o * act(c)
+
+    each gate with its own slice of `gamma` and `beta`. Output `h`; states `[h, c]`. Weights:
+    `kernel [in, 4U]`, `recurrent_kernel [U, 4U]`, `gamma [4U]`, `beta [4U]`, `state_gamma [U]`,
+    `state_beta [U]`. TF1's epsilon is 1e-12. TF1's recurrent dropout on `act(LN(z_c))`
+    (`dropout_keep_prob`) is not here: a converted model computes the inference function.
+    """
+
+    def __init__(self, units, forget_bias=1.0, activation="tanh", epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.forget_bias = forget_bias
+        self.activation_name = activation
+        self.activation = _activation(activation)
+        self.epsilon = epsilon
+        self.state_size = [units, units]
+        self.output_size = units
+
+    def build(self, input_shape):
+        u = self.units
+        self.kernel = self.add_weight((input_shape[-1], 4 * u), name="kernel")
+        self.recurrent_kernel = self.add_weight((u, 4 * u), name="recurrent_kernel")
+        self.gamma = self.add_weight((4 * u,), name="gamma", initializer="ones")
+        self.beta = self.add_weight((4 * u,), name="beta", initializer="zeros")
+        self.state_gamma = self.add_weight((u,), name="state_gamma", initializer="ones")
+        self.state_beta = self.add_weight((u,), name="state_beta", initializer="zeros")
+
+    def _norm(self, v, gamma, beta):
+        mean = ops.mean(v, axis=-1, keepdims=True)
+        variance = ops.mean(ops.square(v - mean), axis=-1, keepdims=True)
+        return (v - mean) * ops.rsqrt(variance + self.epsilon) * gamma + beta
+
+    def call(self, inputs, states, training=False):
+        h_prev, c_prev = states[0], states[1]
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel)
+        u = self.units
+        z = ops.reshape(z, (-1, 4, u))
+        z = self._norm(z, ops.reshape(self.gamma, (4, u)), ops.reshape(self.beta, (4, u)))
+        z_i, z_f, z_c, z_o = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
+        c = ops.sigmoid(z_f + self.forget_bias) * c_prev + ops.sigmoid(z_i) * self.activation(z_c)
+        c = self._norm(c, self.state_gamma, self.state_beta)
+        h = ops.sigmoid(z_o) * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias,
+                "activation": self.activation_name, "epsilon": self.epsilon}
 
 
 # The three length helpers below are plain `keras.ops` compositions, not layers: called on the

@@ -171,7 +171,6 @@ def _tutorial_pair(kernel, bias):
 NOT_CONVERTED = {
     "cudnn_compatible_lstm_cell": "CudnnLSTM's canonical weights (CudnnCompatibleLSTMCell)",
     "cudnn_compatible_gru_cell": "CudnnGRU's canonical weights (CudnnCompatibleGRUCell)",
-    "layer_norm_basic_lstm_cell": "tf.contrib's LayerNormBasicLSTMCell",
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
     "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
     "nas_rnn": "tf.contrib's NASCell",
