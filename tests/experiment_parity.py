@@ -29,12 +29,21 @@ class Legacy:
         self.model = experiment.build_graph(config, optimizer=optimizer)
         with self.model.graph.as_default():
             self.variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
-            # Dense: an embedding's gradient is IndexedSlices.
-            self.gradients = {name: tf.convert_to_tensor(g) for name, g in zip(
-                self.variables, tf.gradients(self.model.loss, list(self.variables.values())))}
             init = tf.compat.v1.global_variables_initializer()
         self.sess = tf.compat.v1.Session(graph=self.model.graph)
         self.sess.run(init)
+        self._gradients = None
+
+    @property
+    def gradients(self):
+        """{name: the loss's gradient}, added to the graph on first use (seconds for a
+        dynamic_rnn's loop and conds, which the training-only tests do not need)."""
+        if self._gradients is None:
+            with self.model.graph.as_default():
+                # Dense: an embedding's gradient is IndexedSlices.
+                self._gradients = {name: tf.convert_to_tensor(g) for name, g in zip(
+                    self.variables, tf.gradients(self.model.loss, list(self.variables.values())))}
+        return self._gradients
 
     def feed(self, feeds):
         return dict(zip(self.model.inputs, feeds))
