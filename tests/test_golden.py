@@ -5,8 +5,10 @@ import re
 
 import numpy as np
 import pytest
+from absl import flags
 
 from legacy_rnn import experiments
+from legacy_rnn.cli import entry
 from legacy_rnn.regression import drift
 from legacy_rnn.regression import golden
 from legacy_rnn.errors import UserError
@@ -99,21 +101,27 @@ def test_rounding_on_another_cpu_passes_and_is_reported_with_its_size():
     assert "first diverged at step 1" in "\n".join(same_env.lines())
 
 
+# Two of the five in a fresh process (every experiment is checked in this one by
+# test_a_fresh_run_keeps_the_golden_promise): a static and a dynamic_rnn graph.
+FRESH = ("mnist_rnn", "toy_dynamic_rnn")
+
+
 def test_files_recorded_on_another_cpu_check_in_a_fresh_process(tmp_path):
     # A copy of the golden files as if another machine had recorded them: the check must pass
     # whatever CPU recorded them, and say how close it came. Also proves that the first graph of
     # a process matches (op determinism is switched on before any graph is built).
-    for name in golden.NAMES:
+    for name in FRESH:
         record = _golden(name)
         record["environment"]["cpu"] = "A CPU this suite never runs on"
         (tmp_path / f"{name}.json").write_text(json.dumps(record))
-    result = run_program_module("legacy_rnn.golden", "--check", f"--golden_dir={tmp_path}")
+    result = run_program_module("legacy_rnn.golden", "--check", f"--golden_dir={tmp_path}",
+                                f"--experiments={','.join(FRESH)}")
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in golden.NAMES:
+    for name in FRESH:
         # cpu differs, and under another TensorFlow build its versions too.
         assert re.search(rf"{name}: (identical|rounding) \(recorded on another environment: "
                          rf"[^)]*\bcpu\b", result.stdout), result.stdout
-    assert f"golden: {len(golden.NAMES)} experiments match" in result.stdout
+    assert f"golden: {len(FRESH)} experiments match" in result.stdout
 
 
 @pytest.mark.parametrize("content, message", [
@@ -179,3 +187,13 @@ def test_a_nan_in_a_golden_file_is_refused_not_passed(tmp_path):
     # And a NaN reached in a comparison is a difference, never rounding.
     d = drift.difference("losses", [1.0, float("nan")], [1.0, 0.5])
     assert not d.within_rounding and d.outside == 1
+
+
+def test_an_unknown_experiment_is_named_before_anything_runs(capsys):
+    fv = flags.FlagValues()
+    holders = golden.define_flags(fv)
+    fv(["golden", "--experiments=mnist_rnn,mnist_lstm"])
+    status = entry.guarded("golden", lambda: golden.main(holders, ["golden"]))
+    err = capsys.readouterr().err
+    assert status == 1 and "--experiments=mnist_rnn,mnist_lstm: no such experiment mnist_lstm" \
+        in err and "imdb_rnn" in err

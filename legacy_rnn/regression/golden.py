@@ -237,6 +237,9 @@ def define_flags(flag_values=flags.FLAGS):
                                    "(the default).", flag_values=fv),
         "golden_dir": flags.DEFINE_string("golden_dir", DEFAULT_DIR,
                                           "Where the golden files are.", flag_values=fv),
+        "experiments": flags.DEFINE_list(
+            "experiments", list(NAMES), f"Which experiments to run ({', '.join(NAMES)}); "
+            "all by default.", flag_values=fv),
     }
 
 
@@ -246,13 +249,20 @@ def main(holders, argv):
     if holders["update"].value and holders["check"].value:
         raise app.UsageError("--check and --update exclude each other.")
     directory = holders["golden_dir"].value
+    names = holders["experiments"].value
+    unknown = [name for name in names if name not in NAMES]
+    if unknown or not names:
+        raise UserError(f"--experiments={','.join(names)}: "
+                        f"{'no such experiment ' + ', '.join(unknown) if unknown else 'empty'}. "
+                        f"Name some of {', '.join(NAMES)} (comma-separated), or leave it out "
+                        "for all.")
     if holders["update"].value:
         with programs.progress_lines_off():
-            update(directory)
-        print(f"golden: rewrote {len(NAMES)} files in {directory}")
+            update(directory, names)
+        print(f"golden: rewrote {len(names)} files in {directory}")
         return 0
     with programs.progress_lines_off():
-        comparisons = check(directory)
+        comparisons = check(directory, names)
     for comparison in comparisons:
         print("\n".join(comparison.lines()), file=sys.stdout if comparison.ok else sys.stderr)
     changed = [c.name for c in comparisons if not c.ok]
