@@ -62,8 +62,8 @@ def test_two_processes_give_bitwise_identical_losses_and_checkpoints(tmp_path, c
     assert_same_checkpoints(tmp_path / "a", tmp_path / "b")
 
 
-LONG = [SMOKE, "--training_iters=14401", "--display_step=50", "--checkpoint_steps=1000"]
-LONG_STEPS = 900
+LONG = [SMOKE, "--training_iters=7201", "--display_step=25", "--checkpoint_steps=1000"]
+LONG_STEPS = 450
 
 
 def interrupt(model_dir, signum, after_step):
@@ -91,14 +91,14 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_pat
     assert status == 0, err
 
     run = tmp_path / "interrupted"
-    code, stderr = interrupt(run, signal.SIGTERM, 150)
+    code, stderr = interrupt(run, signal.SIGTERM, 100)
     assert code == 128 + signal.SIGTERM, stderr[-2000:]
     assert "SIGTERM received: stopped after step" in stderr
     assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
     stopped = json.loads((run / "metrics.json").read_text())
-    assert stopped["status"] == "interrupted" and 150 <= stopped["global_step"] < LONG_STEPS
+    assert stopped["status"] == "interrupted" and 100 <= stopped["global_step"] < LONG_STEPS
 
-    code, stderr = interrupt(run, signal.SIGINT, 600)
+    code, stderr = interrupt(run, signal.SIGINT, 300)
     assert code == 128 + signal.SIGINT, stderr[-2000:]
     assert f"resuming from step {stopped['global_step']} " in stderr
     assert "SIGINT received" in stderr and "Traceback" not in stderr

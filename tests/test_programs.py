@@ -8,7 +8,7 @@ import tensorflow as tf
 from absl import flags
 
 import numpy_lstm
-from program_harness import run_program
+from program_harness import program_in_process, run_program
 from legacy_rnn import experiments
 from legacy_rnn.cli import programs
 from legacy_rnn.data import mnist as mnist_data
@@ -56,7 +56,6 @@ def test_mnist_rnn_smoke_matches_a_numpy_evaluation_of_its_checkpoint(idx_dir, t
 
 
 def test_mnist_birnn_dynamic_in_process(idx_dir, tmp_path, capsys):
-    from test_faults import program_in_process
     status, err = program_in_process("mnist_birnn", [
         "--flagfile=flags/mnist_birnn_smoke.cfg", f"--data_dir={idx_dir}", "--rnn=dynamic",
         "--test_len=7", f"--model_dir={tmp_path / 'run'}"], capsys)
@@ -71,7 +70,7 @@ def test_mnist_birnn_dynamic_in_process(idx_dir, tmp_path, capsys):
 
 def test_toy_smoke_is_offline_and_complete(tmp_path, capsys, caplog):
     # In-process: the toy's command line runs in subprocesses in tests/test_faults.py.
-    from test_faults import program_in_process
+
     run = tmp_path / "run"
     # The absl logger's own level: another test in this process may have left it at WARNING
     # (tf_keras's SavedModel writer does).
