@@ -92,6 +92,24 @@ def test_damaged_or_foreign_files_are_named(tmp_path, content, message):
         imdb_data.read_npz(str(path))
 
 
+def test_a_header_declaring_more_values_than_the_file_holds_is_damage_not_memory(tmp_path):
+    # Issue 21 #11: a header declaring 10^12 values got "Out of memory ... smaller --batch_size".
+    import io
+    import zipfile
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<i8", "fortran_order": False,
+                                                  "shape": (10 ** 12,)})
+    member.write(np.zeros(4, np.int64).tobytes())
+    path = tmp_path / "imdb.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("y_train.npy", member.getvalue())
+    with pytest.raises(UserError, match=r"imdb.npz is not a readable imdb.npz \(ValueError: an "
+                                        r"array's header declares shape \(1000000000000,\) "
+                                        r"\(8,000,000,000,000 bytes\) but the file holds 32: "
+                                        r"it is damaged\)"):
+        imdb_data.read_npz(str(path))
+
+
 def test_a_damaged_cached_copy_is_named_with_deleting_it_as_the_fix(monkeypatch, tmp_path):
     cached = tmp_path / "imdb.npz"
     cached.write_bytes(b"PK\x03\x04 a download cut short")

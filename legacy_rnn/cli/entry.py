@@ -15,12 +15,15 @@ This module imports no TensorFlow: it must be importable in the first millisecon
 """
 import errno
 import importlib
+import os
 import sys
+import tempfile
 
 from legacy_rnn.cli import interrupts
 from legacy_rnn.errors import UserError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 
 
 def program(experiment_name):
@@ -109,6 +112,12 @@ def resource_failure(error):
     """The paragraph for memory / disk / file-system failures, or None for anything else."""
     where = interrupts.phase_of(error)
     tf = sys.modules.get("tensorflow")
+    tf_error = tf is not None and isinstance(error, tf.errors.OpError)
+    if tf_error and any(text in str(error) for text in DISK_FULL_TEXTS):
+        # TensorFlow's file writers report ENOSPC as RESOURCE_EXHAUSTED: not memory.
+        detail = next(line for line in str(error).splitlines() if line.strip())[:300]
+        return (f"The disk is full while {where} ({detail}). Free space and rerun the same "
+                "command; files already saved are kept.")
     if isinstance(error, MemoryError) or (
             tf is not None and isinstance(error, tf.errors.ResourceExhaustedError)):
         detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
@@ -118,7 +127,10 @@ def resource_failure(error):
     if isinstance(error, OSError) and error.errno is not None:
         path = f" {error.filename}" if error.filename else ""
         if error.errno in DISK_FULL:
-            return (f"The disk is full while {where}:{path} ({error.strerror}). Free space and "
+            # Without a file name (a library writing its caches) the likely places are named.
+            on = path or (f" a file the system did not name (at start-up Python and TensorFlow "
+                          f"write to {tempfile.gettempdir()} and ~/.cache)")
+            return (f"The disk is full while {where}:{on} ({error.strerror}). Free space and "
                     "rerun the same command; files already saved are kept.")
         return (f"Cannot use{path} while {where} ({error.strerror}). Check that it exists and "
                 "that you may read (or write) it, then rerun; files already saved are kept.")

@@ -9,12 +9,18 @@ is recorded too, so it cannot corrupt the checkpoint either.
 
 Installing the handlers also undoes an inherited SIG_IGN: a process started in the background by
 a non-interactive shell ignores SIGINT, and Python then never raises KeyboardInterrupt at all.
+And a signal whose `Interrupted` is raised where Python cannot propagate an exception (inside a
+gc callback, such as JAX's, or a `__del__`: "Exception ignored in ...") is delivered again, to
+stop the program at its next statement instead of being lost.
 """
+import _thread
 import contextlib
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REDELIVER_SECONDS = 0.001
 _received = []
 _state = {"deferred": 0, "installed": False, "phase": "starting up"}
 
@@ -37,10 +43,26 @@ def _handler(signum, frame):
         raise Interrupted(signum)
 
 
+def _unraisable_hook(previous):
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, Interrupted):
+            # Not from here: the hook runs inside the same callback. A moment later, from
+            # another thread, the signal reaches the main thread at its next statement.
+            timer = threading.Timer(REDELIVER_SECONDS, _thread.interrupt_main,
+                                    (unraisable.exc_value.signum,))
+            timer.daemon = True
+            timer.start()
+            return
+        previous(unraisable)
+    hook.previous = previous
+    return hook
+
+
 def install():
     """Program start: SIGINT/SIGTERM raise Interrupted (or wait, inside `deferred()`). Returns
     the previous handlers, for `restore`."""
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+    sys.unraisablehook = _unraisable_hook(sys.unraisablehook)
     _state["installed"] = True
     return previous
 
@@ -49,6 +71,7 @@ def restore(previous):
     """Puts back the handlers `install` replaced (tests, embedding)."""
     for s, handler in previous.items():
         signal.signal(s, handler)
+    sys.unraisablehook = getattr(sys.unraisablehook, "previous", sys.unraisablehook)
     _state["installed"] = False
     _received.clear()
 

@@ -46,9 +46,16 @@ class _ArraysOnly(pickle.Unpickler):
 def _read_member(raw):
     buffer = io.BytesIO(raw)
     version = np.lib.format.read_magic(buffer)
-    header = (np.lib.format.read_array_header_1_0 if version[0] == 1
-              else np.lib.format.read_array_header_2_0)(buffer)
-    if not header[2].hasobject:
+    shape, _, dtype = (np.lib.format.read_array_header_1_0 if version[0] == 1
+                       else np.lib.format.read_array_header_2_0)(buffer)
+    if not dtype.hasobject:
+        # A damaged header can declare more values than the member holds (10^12 of them is an
+        # "out of memory" before numpy notices): compared first, nothing allocated.
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        stored = len(raw) - buffer.tell()
+        if declared > stored:
+            raise ValueError(f"an array's header declares shape {tuple(shape)} ({declared:,} "
+                             f"bytes) but the file holds {stored:,}: it is damaged")
         buffer.seek(0)
         return np.lib.format.read_array(buffer, allow_pickle=False)
     return _ArraysOnly(buffer).load()

@@ -9,8 +9,8 @@ updates its `checkpoint` index only after the new prefix is complete, and metric
 replaced by rename), and a signal waits for a save to finish. One run at a time holds a
 model_dir (`store.ModelDirLock`); what is kept there, and how, is `store.py`.
 """
-import contextlib
 import dataclasses
+import signal
 import time
 
 import numpy as np
@@ -118,7 +118,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                                                  sharded=True) if config.export_dir else None)
     model.graph.finalize()
 
-    with tf.compat.v1.Session(graph=model.graph) as sess, contextlib.closing(store):
+    with tf.compat.v1.Session(graph=model.graph) as sess, store:
         with interrupts.phase("initialising and restoring the weights"):
             sess.run(init)
             first_step, history, epoch_history = _restore(sess, model, config, store,
@@ -184,8 +184,21 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
             interrupts.raise_pending("saving the final checkpoint and metrics.json: the run "
                                      "completed and both were written")
         if config.export_dir:
-            with interrupts.phase(f"exporting the SavedModel to {config.export_dir}"):
-                serving.export_tf1(sess, model, export_saver, config.export_dir, config.overwrite)
+            try:
+                with interrupts.phase(f"exporting the SavedModel to {config.export_dir}"):
+                    serving.export_tf1(sess, model, export_saver, config.export_dir,
+                                       config.overwrite)
+            except interrupts.Interrupted as e:
+                # The run itself is complete: say what was kept, not "nothing was written".
+                kept = (f"the run completed and {config.model_dir} holds its checkpoint and "
+                        "metrics.json; rerun the same command to export it (it resumes at the "
+                        "last step: no training, an evaluation, the export)"
+                        if config.model_dir else "the run completed, but without --model_dir "
+                        "nothing of it was saved")
+                raise interrupts.Interrupted(e.signum, (
+                    f"{signal.Signals(e.signum).name} received: stopped while exporting the "
+                    f"SavedModel to {config.export_dir} (not written; what was there before is "
+                    f"unchanged). {kept[0].upper()}{kept[1:]}.")) from None
             logging.info("exported the inference graph to %s", config.export_dir)
         result = {**metrics, "config": signature, "step_losses": progress.step_losses}
         if probe_size:

@@ -207,9 +207,29 @@ class Persistence:
                 tf.compat.v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]),
                 step)
 
-    def close(self):
-        if self.writer:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """Closes the summary writer (flushing its last events). Failing to flush (a full disk)
+        loses only TensorBoard events: over an error that already stops the run it is a warning,
+        never a traceback raised in that error's place; after a good run it is said."""
+        if not self.writer:
+            return False
+        try:
             self.writer.close()
+        except (OSError, tf.errors.OpError) as e:
+            reason = (getattr(e, "strerror", None) or getattr(e, "message", None)
+                      or str(e).splitlines()[0])[:200]
+            if exc is not None:
+                logging.warning("the TensorBoard summaries in %s could not be flushed (%s)",
+                                self.dir, reason)
+                return False
+            raise UserError(f"Flushing the TensorBoard summaries in {self.dir} failed ({reason}). "
+                            "The checkpoint and metrics.json were written first and are kept; "
+                            "only the summaries' last events are lost. Free space if the disk "
+                            "is full.") from None
+        return False
 
 
 
