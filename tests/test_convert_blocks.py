@@ -400,27 +400,3 @@ def test_a_prefix_ending_in_a_slash_converts(tmp_path, monkeypatch):
         assert entry["scope"] == "bi-lstm-sentence" and entry["status"] == "written"
         assert entry["options"]["forget_bias"]["value"] == 0.3
         assert entry["verified_against"].startswith("the user's graph")
-
-
-def test_cudnn_canonical_gru_weights_are_refused_naming_them_not_taken_for_another_cell(tmp_path):
-    # Before: `candidate/input_projection/{kernel,bias}` passed for an LSTMCell(3) that could not
-    # even take the model's input. Now the cuDNN GRU's canonical names are named and refused.
-    prefix = "rnn/multi_rnn_cell/cell_0/cudnn_compatible_gru_cell"
-    shapes = {f"{prefix}/gates/kernel": (7, 8), f"{prefix}/gates/bias": (8,),
-              f"{prefix}/candidate/input_projection/kernel": (3, 4),
-              f"{prefix}/candidate/input_projection/bias": (4,),
-              f"{prefix}/candidate/hidden_projection/kernel": (4, 4),
-              f"{prefix}/candidate/hidden_projection/bias": (4,)}
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(0)
-        for name, shape in shapes.items():
-            tf.compat.v1.get_variable(name, shape)
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            path = str(tmp_path / "ckpt" / "model.ckpt")
-            tf.compat.v1.train.Saver().save(sess, path, write_meta_graph=False)
-    with pytest.raises(UserError, match=r"CudnnGRU's canonical weights \(CudnnCompatibleGRUCell\)"
-                                        r" \(6 variables"):
-        convert(path, tmp_path / "out")
-    assert not (tmp_path / "out").exists()

@@ -169,14 +169,15 @@ def _tutorial_pair(kernel, bias):
 # are named as such (never taken for a cell of another family), and a checkpoint holding only
 # them is refused naming them.
 NOT_CONVERTED = {
-    "cudnn_compatible_lstm_cell": "CudnnLSTM's canonical weights (CudnnCompatibleLSTMCell)",
-    "cudnn_compatible_gru_cell": "CudnnGRU's canonical weights (CudnnCompatibleGRUCell)",
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
     "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
     "nas_rnn": "tf.contrib's NASCell",
     "ugrnn_cell": "tf.contrib's UGRNNCell",
-    "opaque_kernel": "a cuDNN layer's opaque parameter buffer (run CudnnLSTM/CudnnGRU's "
-                     "canonical-weights saver on a GPU machine first)",
+    "opaque_kernel": "a cuDNN layer's opaque parameter buffer, whose layout only the cuDNN "
+                     "library knows (on a machine with a GPU, read it into canonical weights: "
+                     "TF 1.15's CudnnLSTM / CudnnGRU layer restores it and saves the canonical "
+                     "names, or tf.raw_ops.CudnnRNNParamsToCanonical returns them; then convert "
+                     "that checkpoint; docs/migration.md)",
 }
 
 
