@@ -142,7 +142,8 @@ def test_nan_loss_stops_at_the_first_bad_step_and_keeps_the_last_good_checkpoint
     assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 2
 
 
-def test_a_failing_save_is_reported_and_the_previous_files_stay_readable(tmp_path, monkeypatch):
+def disk_full_after_the_first_save(monkeypatch):
+    """Saver.save saves once, then fails as on a full disk; returns the real save."""
     real_save = tf.compat.v1.train.Saver.save
     calls = []
 
@@ -153,6 +154,11 @@ def test_a_failing_save_is_reported_and_the_previous_files_stay_readable(tmp_pat
         return real_save(self, *args, **kwargs)
 
     monkeypatch.setattr(tf.compat.v1.train.Saver, "save", save_then_fail)
+    return real_save
+
+
+def test_a_failing_save_is_reported_and_the_previous_files_stay_readable(tmp_path, monkeypatch):
+    disk_full_after_the_first_save(monkeypatch)
     with pytest.raises(UserError) as e:
         toy_run(tmp_path)
     assert ("Saving the checkpoint of step 4 in" in str(e.value) and "No space left on device"
@@ -166,19 +172,11 @@ def test_a_full_disk_at_a_save_is_one_paragraph_even_when_the_summaries_cannot_f
         tmp_path, monkeypatch, caplog):
     # Issue 21 #5: the writer's close, failing on the same full disk, raised its own error (80
     # lines of traceback) over the save's paragraph.
-    real_save = tf.compat.v1.train.Saver.save
-    calls = []
-
-    def save_then_fail(self, *args, **kwargs):
-        calls.append(kwargs.get("global_step"))
-        if len(calls) > 1:
-            raise OSError(28, "No space left on device")
-        return real_save(self, *args, **kwargs)
+    real_save = disk_full_after_the_first_save(monkeypatch)
 
     def close_fails(self):
         raise tf.errors.ResourceExhaustedError(None, None, "events file: No space left on device")
 
-    monkeypatch.setattr(tf.compat.v1.train.Saver, "save", save_then_fail)
     monkeypatch.setattr(tf.compat.v1.summary.FileWriter, "close", close_fails)
     with pytest.raises(UserError) as e, caplog.at_level("WARNING", logger="absl"):
         toy_run(tmp_path)
