@@ -40,8 +40,10 @@ def program(experiment_name):
 def tool(module_name, name):
     """`python -m legacy_rnn.<name>` for a module with `define_flags()`, `main(holders, argv)`."""
     def load():
+        from legacy_rnn.cli import programs
         module = importlib.import_module(module_name)
-        return module.define_flags, module.main
+        return module.define_flags, lambda holders, argv: (programs.start_tensorflow(),
+                                                           module.main(holders, argv))[1]
     main(name, load)
 
 
@@ -52,10 +54,10 @@ def main(name, load):
 
 
 def _start(name, load):
+    # A program's modules load TensorFlow only when the run needs it (`legacy_rnn/lazy.py`):
+    # its flags, --model_dir and --export_dir are refused before that. A tool's load it here.
     with interrupts.phase("starting up (importing TensorFlow)"):
         define, body = load()
-        from legacy_rnn.cli import programs
-        programs.quiet_tf1_notices()
         holders = define()
     check_flagfiles(sys.argv[1:])
     from absl import app

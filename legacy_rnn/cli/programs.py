@@ -11,7 +11,9 @@ import warnings
 
 from absl import flags, logging
 
+from legacy_rnn.cli import interrupts
 from legacy_rnn.training import loop as training
+from legacy_rnn.training import serving, store
 
 
 def positive_int(name, default, help_text, flag_values):
@@ -90,6 +92,8 @@ def run(experiment, holders, argv):
         from absl import app
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config, train = read(experiment, holders)
+    preflight(train)
+    start_tensorflow()
     metrics = experiment.run(config, train)
     logging.info("test_loss %.6f on %d examples, %d training steps in %.1f s (%.0f examples/s)",
                  metrics["test_loss"], metrics["test_examples"], metrics["global_step"],
@@ -98,10 +102,25 @@ def run(experiment, holders, argv):
     return 0
 
 
-def quiet_tf1_notices():
-    """For programs: the point of this project is the deprecated TF1 API, and its deprecation
-    notices would drown the output."""
-    import tensorflow as tf
+def preflight(train):
+    """What can be refused before TensorFlow loads (in the first second, not after its start-up):
+    an --export_dir that is not empty (without --overwrite) or whose replacement would delete what
+    --model_dir or --init_checkpoint hold; a --model_dir that cannot be created, or that another
+    live run holds. `training.train_and_evaluate` checks them again (and takes the lock)."""
+    serving.check_export_dir(train.export_dir, train.overwrite,
+                             keep={"--model_dir": train.model_dir,
+                                   "--init_checkpoint": train.init_checkpoint})
+    if train.model_dir:
+        store.prepare_model_dir(train.model_dir)
+        with store.ModelDirLock(train.model_dir):
+            pass
+
+
+def start_tensorflow():
+    """Imports TensorFlow (seconds) once the flags are checked, and quiets the deprecation
+    notices of the TF1 API, which is the point of this project and would drown the output."""
+    with interrupts.phase("starting up (importing TensorFlow)"):
+        import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=r"`tf.nn.rnn_cell.* is deprecated")
 

@@ -16,12 +16,15 @@ import dataclasses
 
 import numpy as np
 
+from legacy_rnn import lazy
 from legacy_rnn.cli import interrupts
 from legacy_rnn.experiments import graphs
 from legacy_rnn.training import checkpoints
 from legacy_rnn.training import loop as training
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo import blocks
+
+# Loaded when a graph or model is built, not at import: the program checks its flags first.
+blocks = lazy.module("legacy_rnn.zoo.blocks")
 
 EXPERIMENTS = {}
 
@@ -216,6 +219,7 @@ class Experiment:
         return training.train_and_evaluate(model, train, data.train, test, init_map,
                                            dataclasses.asdict(config), probe_size, final_weights,
                                            data.valid)
+
 
     def _init_from(self, config, train):
         """(train config with the checkpoint prefix resolved, {graph var: checkpoint var})."""

@@ -13,15 +13,16 @@ Heads (`HEADS`), by what the labels are:
 | sigmoid | 0/1 float32 `[batch]` | sigmoid cross-entropy on `logits[:, 0]` | accuracy | logits, probabilities, classes (int64) |
 | regression | float32 `[batch, outputs]` | mean squared error | mse | predictions |
 """
+from __future__ import annotations  # the fields' tf types: no import at class creation
+
 import dataclasses
 
-import tensorflow as tf
+from legacy_rnn import lazy
+
+tf = lazy.module("tensorflow")
 
 RNN_APIS = ("static", "dynamic")
-OPTIMIZERS = {
-    "adam": tf.compat.v1.train.AdamOptimizer,
-    "sgd": tf.compat.v1.train.GradientDescentOptimizer,
-}
+OPTIMIZERS = {"adam": "AdamOptimizer", "sgd": "GradientDescentOptimizer"}  # tf.compat.v1.train
 OUTPUT_WEIGHTS = "output/weights"
 OUTPUT_BIASES = "output/biases"
 
@@ -130,7 +131,8 @@ def trained(graph, inputs, logits, labels, optimizer, learning_rate, head="softm
     """The Model: `head`'s loss and metric over `logits`, and the optimizer minimising it."""
     loss, metric, metric_name = head_ops(head, logits, labels)
     global_step = tf.compat.v1.train.get_or_create_global_step()
-    train_op = OPTIMIZERS[optimizer](learning_rate).minimize(loss, global_step=global_step)
+    train_op = getattr(tf.compat.v1.train, OPTIMIZERS[optimizer])(learning_rate).minimize(
+        loss, global_step=global_step)
     # For serving; created last, so no random op's graph-derived seed moves.
     outputs = serving_outputs(head, logits, named=True)
     serving = {p.op.name: p for p in inputs if p is not labels}

@@ -15,12 +15,10 @@ an `RNN(SimpleRNNCell(64))` (what `SimpleRNN` is) named `fw_K`; `Dense(1)` named
 """
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import zoo
+from legacy_rnn import lazy
 from legacy_rnn.cli import interrupts
 from legacy_rnn.cli import programs
 from legacy_rnn.data import batches
@@ -28,7 +26,12 @@ from legacy_rnn.data import imdb as imdb_data
 from legacy_rnn.experiments import graphs
 from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
-from legacy_rnn.zoo import blocks
+
+# Loaded when a graph or model is built, not at import: the program checks its flags first.
+keras = lazy.module("keras")
+tf = lazy.module("tensorflow")
+zoo = lazy.module("legacy_rnn.zoo")
+blocks = lazy.module("legacy_rnn.zoo.blocks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +136,7 @@ class Imdb(Experiment):
         test = (imdb_data.pad(x_test, config.maxlen), np.asarray(y_test, np.float32))
         return Data(batches.EpochBatches(train, np.random.default_rng([config.seed, 0]),
                                          drop_remainder=True), test)
+
 
     def run(self, config, train, data=None, probe_size=0, final_weights=False):
         """As every experiment's, on the full batches of the test split only (the documents

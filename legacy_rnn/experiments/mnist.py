@@ -10,16 +10,19 @@ sequence with the backward LSTM after only the LAST row, so the twin keeps the b
 """
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import zoo
+from legacy_rnn import lazy
 from legacy_rnn.cli import programs
 from legacy_rnn.data import mnist as mnist_data
 from legacy_rnn.experiments import graphs
 from legacy_rnn.experiments.base import Data, Experiment, register
+
+# Loaded when a graph or model is built, not at import: the program checks its flags first.
+keras = lazy.module("keras")
+tf = lazy.module("tensorflow")
+zoo = lazy.module("legacy_rnn.zoo")
 
 STEPS = ROW = 28
 CLASSES = 10
@@ -104,6 +107,7 @@ class Mnist(Experiment):
     def load_data(self, config):
         data = mnist_data.read_data_sets(config.dataset, config.data_dir, config.tfds_data_dir,
                                          config.seed, config.validation_size)
+
         return Data(data.train, (data.test.images, data.test.labels))
 
     def golden_data(self, config):

@@ -12,12 +12,10 @@ chapter's two baselines: naive (the last value) and linear (a dense layer over t
 import dataclasses
 import re
 
-import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags, logging
 
-from legacy_rnn import zoo
+from legacy_rnn import lazy
 from legacy_rnn.cli import interrupts
 from legacy_rnn.cli import programs
 from legacy_rnn.data import batches
@@ -25,7 +23,12 @@ from legacy_rnn.data import series as series_data
 from legacy_rnn.experiments import graphs
 from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
-from legacy_rnn.zoo import blocks
+
+# Loaded when a graph or model is built, not at import: the program checks its flags first.
+keras = lazy.module("keras")
+tf = lazy.module("tensorflow")
+zoo = lazy.module("legacy_rnn.zoo")
+blocks = lazy.module("legacy_rnn.zoo.blocks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +174,7 @@ class Series(Experiment):
     def load_data(self, config):
         splits = series_data.make_splits(config.seed, config.n_train, config.n_valid,
                                          config.n_test, config.steps, config.horizon)
+
         return Data(batches.EpochBatches(splits.train, np.random.default_rng([config.seed, 0])),
                     splits.test, splits.valid)
 

@@ -8,17 +8,20 @@ Built-in layers and `keras.ops` only, so a converted file loads without this pac
 """
 import dataclasses
 
-import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
-from legacy_rnn import zoo
+from legacy_rnn import lazy
 from legacy_rnn.cli import programs
 from legacy_rnn.data import toy as toy_data
 from legacy_rnn.experiments import graphs
 from legacy_rnn.training import loop as training
 from legacy_rnn.experiments.base import Data, Experiment, register
+
+# Loaded when a graph or model is built, not at import: the program checks its flags first.
+keras = lazy.module("keras")
+tf = lazy.module("tensorflow")
+zoo = lazy.module("legacy_rnn.zoo")
 
 CLASSES = 2
 
@@ -128,6 +131,7 @@ def toy_data_sets(config):
     def make(stream, n):
         return toy_data.ToySequenceData(np.random.default_rng([config.seed, stream]), n,
                                         config.seq_max_len, config.min_len, config.max_value)
+
     return make(0, config.n_train), make(1, config.n_test)
 
 

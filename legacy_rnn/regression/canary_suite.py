@@ -213,7 +213,7 @@ def main(argv):
     quick = "--quick" in argv[2:]
     import legacy_rnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
     from legacy_rnn.cli import programs
-    programs.quiet_tf1_notices()
+    programs.start_tensorflow()
     results = compute(quick, progress=lambda case: print(f"canary_suite: {case}",
                                                          file=sys.stderr, flush=True))
     np.savez(out, **results)

@@ -8,10 +8,12 @@ layer); the units are read from the shapes.
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from legacy_rnn import lazy
 from legacy_rnn.errors import UserError
 from legacy_rnn.experiments.graphs import OUTPUT_BIASES, OUTPUT_WEIGHTS
+
+tf = lazy.module("tensorflow")  # loaded when used: the flags are checked first (lazy.py)
 
 TUTORIAL_NAMES = {OUTPUT_WEIGHTS: "Variable", OUTPUT_BIASES: "Variable_1"}
 READ_FIX = ("Pass the prefix of a tf.compat.v1 checkpoint (the path before .index / "

@@ -14,32 +14,20 @@ import signal
 import time
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
+from legacy_rnn import lazy
 from legacy_rnn.cli import interrupts
 from legacy_rnn.training import serving
+from legacy_rnn.training.config import TrainConfig  # noqa: F401  (training.TrainConfig)
 from legacy_rnn.training.store import (ModelDirLock, Persistence, prepare_model_dir,
                                        save_at_stop, stopped_message)
 from legacy_rnn.errors import UserError
 
+tf = lazy.module("tensorflow")  # loaded when used: the flags are checked first (lazy.py)
+
 # Test examples per Session.run while evaluating: bounds memory for the 10,000 MNIST test images.
 EVAL_CHUNK = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How to train, whatever the model. Defaults are the MNIST seed's."""
-    batch_size: int = 128
-    training_iters: int = 100000  # examples, as in the seeds: steps = (training_iters - 1) // batch
-    display_step: int = 10
-    model_dir: str | None = None
-    checkpoint_steps: int = 1000  # with a model_dir: save every this many steps (and at the end)
-    init_checkpoint: str | None = None  # start from these weights (see checkpoints.py)
-    eval_only: bool = False  # with init_checkpoint: evaluate it, train nothing
-    export_dir: str | None = None  # after evaluating: a SavedModel of the inference graph here
-    overwrite: bool = False  # replace a non-empty export_dir
-    epochs: int = 0  # > 0: train this many epochs (replaces training_iters), validating each
 
 
 def train_steps(config, train_set):

@@ -21,10 +21,10 @@ An export is written to a temporary directory beside the target and renamed into
 """
 import os
 
-import tensorflow as tf
-
-from legacy_rnn import atomic
+from legacy_rnn import atomic, lazy
 from legacy_rnn.errors import UserError
+
+tf = lazy.module("tensorflow")  # loaded when used: the flags are checked first (lazy.py)
 
 SIGNATURE = "serving_default"
 

@@ -11,12 +11,13 @@ import socket
 import sys
 import time
 
-import tensorflow as tf
 from absl import logging
 
-from legacy_rnn import atomic
+from legacy_rnn import atomic, lazy
 from legacy_rnn.cli import interrupts
 from legacy_rnn.errors import UserError
+
+tf = lazy.module("tensorflow")  # loaded when used: the flags are checked first (lazy.py)
 
 CHECKPOINT_NAME = "model.ckpt"
 METRICS_FILE = "metrics.json"
