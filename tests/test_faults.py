@@ -519,7 +519,7 @@ def test_bad_flags_and_unusable_directories_are_refused_before_tensorflow_loads(
 # A program and two tools (issue 21 #7: the tools imported TensorFlow before the handlers).
 @pytest.mark.parametrize("command, signum", [
     (["toy_dynamic_rnn", "--flagfile=flags/toy_dynamic_rnn.cfg"], signal.SIGTERM),
-    (["inspect", "--checkpoint=no/such/model.ckpt"], signal.SIGINT),
+    (["inspect", "no/such/model.ckpt"], signal.SIGINT),
     (["convert", "--checkpoint=no/such/model.ckpt", "--output=out"], signal.SIGTERM)])
 def test_signal_during_import_stops_at_once_with_its_status(command, signum):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -40,10 +40,8 @@ def program(experiment_name):
 def tool(module_name, name):
     """`python -m legacy_rnn.<name>` for a module with `define_flags()`, `main(holders, argv)`."""
     def load():
-        from legacy_rnn.cli import programs
         module = importlib.import_module(module_name)
-        return module.define_flags, lambda holders, argv: (programs.start_tensorflow(),
-                                                           module.main(holders, argv))[1]
+        return module.define_flags, module.main
     main(name, load)
 
 
@@ -54,8 +52,9 @@ def main(name, load):
 
 
 def _start(name, load):
-    # A program's modules load TensorFlow only when the run needs it (`legacy_rnn/lazy.py`):
-    # its flags, --model_dir and --export_dir are refused before that. A tool's load it here.
+    # The modules load TensorFlow only when a run needs it (`legacy_rnn/lazy.py`), and each
+    # program and tool then calls `programs.start_tensorflow`: bad flags (and a program's
+    # --model_dir / --export_dir) are refused before it. (`backends` loads it here.)
     with interrupts.phase("starting up (importing TensorFlow)"):
         define, body = load()
         holders = define()

@@ -25,11 +25,10 @@ from legacy_rnn import atomic, zoo
 from legacy_rnn.cli import interrupts
 from legacy_rnn.conversion import discover, metagraph, upgrade, verify
 from legacy_rnn.errors import UserError
+from legacy_rnn.facts import TOLERANCE
 from legacy_rnn.training import checkpoints
 from legacy_rnn.zoo import blocks
 
-# The TF migration guide's tolerance for forward results (atol); measured differences are ~1e-7.
-TOLERANCE = 1e-5
 # The options a flag can give when no .meta records them (`convert --forget_bias=...`).
 OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation")
 TF1_DEFAULT = "TF1's default"

@@ -22,11 +22,14 @@ import sys
 
 from absl import app, flags
 
-from legacy_rnn import experiments
-from legacy_rnn.conversion import blockwise as conversion
+from legacy_rnn import experiments, facts, lazy
+from legacy_rnn.cli import programs
 from legacy_rnn.training import checkpoints
 from legacy_rnn.training import serving
 from legacy_rnn.errors import UserError
+
+# Loaded when a conversion runs: the flags and paths are checked first (legacy_rnn/lazy.py).
+conversion = lazy.module("legacy_rnn.conversion.blockwise")
 
 
 def convert_checkpoint(checkpoint, model_name, output, overwrite=False):
@@ -73,7 +76,7 @@ def define_flags(flag_values=flags.FLAGS):
                                           "Keras 3 twin as a SavedModel here, with the signature "
                                           "the program's --export_dir has.", flag_values=fv),
         "force": flags.DEFINE_bool("force", False, "Block mode: write a block whose verification "
-                                   f"failed (difference above {conversion.TOLERANCE:g}) too.",
+                                   f"failed (difference above {facts.TOLERANCE:g}) too.",
                                    flag_values=fv),
         "forget_bias": flags.DEFINE_float("forget_bias", None, "Block mode, without a .meta: the "
                                           "LSTM cells' forget_bias (TF1's default: 1.0).",
@@ -82,7 +85,7 @@ def define_flags(flag_values=flags.FLAGS):
                                         "LSTMCell's cell_clip (default: none).", flag_values=fv),
         "proj_clip": flags.DEFINE_float("proj_clip", None, "Block mode, without a .meta: "
                                         "LSTMCell's proj_clip (default: none).", flag_values=fv),
-        "activation": flags.DEFINE_enum("activation", None, list(zoo_activations()), "Block "
+        "activation": flags.DEFINE_enum("activation", None, list(facts.ACTIVATIONS), "Block "
                                         "mode, without a .meta: the cells' activation (default: "
                                         "tanh).", flag_values=fv),
         "to": flags.DEFINE_enum("to", "keras", ["keras", "tf1"], "Direction: keras (from a TF1 "
@@ -101,11 +104,6 @@ def define_flags(flag_values=flags.FLAGS):
     }
 
 
-def zoo_activations():
-    from legacy_rnn.zoo.cells import ACTIVATIONS
-    return ACTIVATIONS
-
-
 def main(holders, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -115,6 +113,7 @@ def main(holders, argv):
     if value["to"] == "tf1":
         if value["input"] is None:
             raise app.UsageError("--to=tf1 converts --input=MODEL.keras; pass it.")
+        programs.start_tensorflow()
         names, block = conversion.to_tf1_checkpoint(
             value["input"], value["output"], value["scope"], value["basic_cells"],
             value["driver"], value["overwrite"])
@@ -125,9 +124,11 @@ def main(holders, argv):
     if value["checkpoint"] is None:
         raise app.UsageError("--checkpoint is required.")
     if value["model"] is None:
+        programs.start_tensorflow()
         return _blocks(value)
     serving.check_export_dir(value["export_dir"], value["overwrite"],
                              keep={"--output": value["output"], "--checkpoint": value["checkpoint"]})
+    programs.start_tensorflow()
     config = convert_checkpoint(value["checkpoint"], value["model"], value["output"],
                                 value["overwrite"])
     experiment = experiments.get(value["model"])

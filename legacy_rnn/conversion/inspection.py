@@ -11,8 +11,12 @@ import sys
 
 from absl import app, flags
 
-from legacy_rnn.conversion import blockwise
+from legacy_rnn import lazy
+from legacy_rnn.cli import programs
 from legacy_rnn.training import checkpoints
+
+# Loaded when a checkpoint is read: the flags are checked first (legacy_rnn/lazy.py).
+blockwise = lazy.module("legacy_rnn.conversion.blockwise")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -43,6 +47,7 @@ def describe(checkpoint):
 def main(holders, argv):
     if len(argv) != 2:
         raise app.UsageError("Pass one checkpoint: python -m legacy_rnn.inspect CKPT")
+    programs.start_tensorflow()
     report = describe(argv[1])
     if holders["json"].value:
         json.dump(report, sys.stdout, indent=2)

@@ -21,9 +21,13 @@ import re
 import numpy as np
 from absl import app, flags
 
-from legacy_rnn import zoo
-from legacy_rnn.conversion import discover
+from legacy_rnn import lazy
+from legacy_rnn.cli import programs
 from legacy_rnn.errors import UserError
+
+# Loaded when a checkpoint is read: the flags are checked first (legacy_rnn/lazy.py).
+zoo = lazy.module("legacy_rnn.zoo")
+discover = lazy.module("legacy_rnn.conversion.discover")
 
 DRIVER_SCOPES = {"RNN": "rnn", "BiRNN": "bidirectional_rnn", "FW": "fw", "BW": "bw"}
 
@@ -157,6 +161,7 @@ def main(holders, argv):
     for name in ("checkpoint", "output"):
         if value[name] is None:
             raise app.UsageError(f"--{name} is required.")
+    programs.start_tensorflow()
     renames, eras = upgrade(value["checkpoint"], value["output"], value["keep_scopes"],
                             value["overwrite"])
     print(f"wrote {value['output']}: {len(renames)} variables renamed "

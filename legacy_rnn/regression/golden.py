@@ -256,6 +256,7 @@ def main(holders, argv):
                         f"{'no such experiment ' + ', '.join(unknown) if unknown else 'empty'}. "
                         f"Name some of {', '.join(NAMES)} (comma-separated), or leave it out "
                         "for all.")
+    programs.start_tensorflow()
     if holders["update"].value:
         with programs.progress_lines_off():
             update(directory, names)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from legacy_rnn import experiments, zoo
+from legacy_rnn.cli import programs
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
 
@@ -189,6 +190,7 @@ def main(holders, argv):
     backend = holders["backend"].value
     if not available(backend):
         raise UserError(f"The {backend} backend is not installed: {INSTALL[backend]}.")
+    programs.start_tensorflow()  # imported with this module already; quiets its notices
     with tempfile.TemporaryDirectory() as tmp:
         directory = holders["keep"].value or tmp
         os.makedirs(directory, exist_ok=True)

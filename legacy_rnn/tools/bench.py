@@ -26,6 +26,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from legacy_rnn import atomic, experiments
+from legacy_rnn.cli import programs
 from legacy_rnn.experiments import graphs
 from legacy_rnn.regression import golden
 
@@ -321,6 +322,7 @@ SCALING_POINT = r"(static|dynamic):[1-9]\d*:[1-9]\d*:[1-9]\d*"
 def main(holders, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    programs.start_tensorflow()
     if holders["scaling_point"].value:
         rnn, length, n_hidden, batch = holders["scaling_point"].value.split(":")
         print(json.dumps(scaling_point(rnn, int(length), int(n_hidden), int(batch))))

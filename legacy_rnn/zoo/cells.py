@@ -11,12 +11,10 @@ import dataclasses
 import numpy as np
 
 from legacy_rnn.errors import UserError
+from legacy_rnn.facts import ACTIVATIONS
 from legacy_rnn.zoo import graphview
 
 FAMILIES = {}
-# Activations whose definition is the same in tf-keras (TF1 cells) and Keras 3. `hard_sigmoid`
-# is not: Keras 2's is clip(0.2x + 0.5), Keras 3's clip(x/6 + 0.5) (docs/migration.md).
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "softsign", "elu")
 
 
 def register(family_class):
