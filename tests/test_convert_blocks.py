@@ -400,3 +400,28 @@ def test_a_prefix_ending_in_a_slash_converts(tmp_path, monkeypatch):
         assert entry["scope"] == "bi-lstm-sentence" and entry["status"] == "written"
         assert entry["options"]["forget_bias"]["value"] == 0.3
         assert entry["verified_against"].startswith("the user's graph")
+
+
+def test_a_truncated_or_code_carrying_keras_file_is_named_for_what_it_is(tmp_path):
+    # Issue 21: a truncated .keras got Keras's "File not found" (the file exists); the refusal of
+    # a Lambda layer was cut mid-sentence ("If you trust the )."), losing the fix at its end.
+    inputs = keras.Input((TIME, INPUT))
+    model = keras.Model(inputs, keras.layers.LSTM(4, name="lstm")(inputs))
+    model.save(tmp_path / "m.keras")
+    data = (tmp_path / "m.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[:len(data) // 2])
+    with pytest.raises(UserError, match=r"--input=.*cut.keras is not a complete .keras file \(a "
+                                        r".keras model is a zip archive, and this one is "
+                                        r"truncated"):
+        conversion.to_tf1_checkpoint(str(tmp_path / "cut.keras"), str(tmp_path / "c"))
+    scaled = keras.layers.Lambda(lambda t: t * 2.0, name="scale")(
+        keras.layers.LSTM(4, name="lstm")(inputs))
+    keras.Model(inputs, scaled).save(tmp_path / "lambda.keras")
+    with pytest.raises(UserError) as e:
+        conversion.to_tf1_checkpoint(str(tmp_path / "lambda.keras"), str(tmp_path / "c2"))
+    message = str(e.value)
+    assert "Lambda" in message and "safe_mode=False" in message
+    assert message.endswith("never runs code from a model file: save the model without its "
+                            "Lambda layers (the recurrent layers and Dense are what it converts) "
+                            "and convert that.")
+    assert not list(tmp_path.glob("c*.index"))

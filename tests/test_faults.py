@@ -654,7 +654,8 @@ def test_signal_while_converting_leaves_no_file(saved_run, tmp_path, monkeypatch
     status = entry.guarded("convert", lambda: convert_checkpoint(
         str(saved_run), "toy_dynamic_rnn", str(tmp_path / "out.keras")))
     assert status == 143
-    assert "convert: SIGTERM received while" in capsys.readouterr().err
+    assert (f"convert: SIGTERM received while writing {tmp_path / 'out.keras'}: stopped; nothing "
+            "was written.") in capsys.readouterr().err  # not "while starting up" (issue 21)
     assert not list(tmp_path.glob("*.keras")) and not list(tmp_path.glob(".*.keras"))
 
 

@@ -48,6 +48,9 @@ def tool(module_name, name):
 def main(name, load):
     """`load()` imports the program and returns (define_flags, body); runs it under absl."""
     interrupts.install()
+    # TensorFlow's C++ INFO lines (oneDNN, CPU features, "no CUDA drivers", checkpoint sharding
+    # durations) are noise to a user; its warnings and errors stay. A value set by the user wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     sys.exit(guarded(name, lambda: _start(name, load)))
 
 

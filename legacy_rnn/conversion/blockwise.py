@@ -17,6 +17,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -258,11 +259,20 @@ def to_tf1_checkpoint(input_path, output_prefix, scope=None, basic=False, driver
     if os.path.exists(output_prefix + ".index") and not overwrite:
         raise UserError(f"{output_prefix}.index exists. Choose another --output prefix, or pass "
                         "--overwrite.")
+    if not zipfile.is_zipfile(input_path):
+        # Keras would say "File not found" of a file that is there, cut short or not a .keras.
+        raise UserError(f"--input={input_path} is not a complete .keras file (a .keras model is a "
+                        "zip archive, and this one is truncated, damaged or another format). "
+                        "Save the model again with model.save('model.keras'), or copy it again.")
     try:
-        model = keras.saving.load_model(input_path)
-    except (ValueError, OSError, TypeError, KeyError) as e:
+        model = keras.saving.load_model(input_path)  # safe mode: no code from the file runs
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as e:
+        said = " ".join(str(e).split())  # Keras's whole explanation (the fix is at its end)
+        never = (" This tool loads in safe mode only and never runs code from a model file: save "
+                 "the model without its Lambda layers (the recurrent layers and Dense are what "
+                 "it converts) and convert that." if "safe_mode" in said else "")
         raise UserError(f"{input_path} is not a Keras 3 model file this tool can load "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+                        f"({type(e).__name__}: {said[:700]}).{never}") from None
     block, layers = _recurrent_structure(model, basic, driver)
     block = dataclasses.replace(block, scope=scope)
     tf1 = blocks.from_keras(block, {name: layer.get_weights() for name, layer in layers.items()})

@@ -23,7 +23,7 @@ import sys
 from absl import app, flags
 
 from legacy_rnn import experiments, facts, lazy
-from legacy_rnn.cli import programs
+from legacy_rnn.cli import interrupts, programs
 from legacy_rnn.training import checkpoints
 from legacy_rnn.training import serving
 from legacy_rnn.errors import UserError
@@ -39,9 +39,11 @@ def convert_checkpoint(checkpoint, model_name, output, overwrite=False):
     if os.path.exists(output) and not overwrite:
         raise UserError(f"{output} exists. Choose another --output, or pass --overwrite.")
     experiment = experiments.get(model_name)
-    tf1_weights, config = checkpoints.read_weights(checkpoint, experiment,
-                                                   candidates=experiments.EXPERIMENTS.values())
-    save_atomically(experiment.to_keras(config, tf1_weights), output)
+    with interrupts.phase(f"reading {checkpoint}"):
+        tf1_weights, config = checkpoints.read_weights(
+            checkpoint, experiment, candidates=experiments.EXPERIMENTS.values())
+    with interrupts.phase(f"writing {output}"):
+        save_atomically(experiment.to_keras(config, tf1_weights), output)
     return config
 
 
@@ -53,10 +55,11 @@ def save_atomically(model, output):
         model.save(tmp)
         os.replace(tmp, output)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise UserError(f"Cannot write {output} ({e.strerror or e}). Choose a writable --output "
                         "with free space; nothing was written.") from None
+    finally:  # a failure or a signal leaves no partial file behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -134,9 +137,10 @@ def main(holders, argv):
     experiment = experiments.get(value["model"])
     if value["export_dir"]:
         import keras
-        serving.export_keras(keras.saving.load_model(value["output"]),
-                             experiment.serving_specs(config), experiment.keras_call,
-                             value["export_dir"], value["overwrite"], experiment.head)
+        with interrupts.phase(f"exporting the Keras 3 twin to {value['export_dir']}"):
+            serving.export_keras(keras.saving.load_model(value["output"]),
+                                 experiment.serving_specs(config), experiment.keras_call,
+                                 value["export_dir"], value["overwrite"], experiment.head)
         print(f"exported the Keras 3 twin to {value['export_dir']}")
     print(f"wrote {value['output']}: {experiment.name}, n_hidden {config.n_hidden}, "
           f"{experiment.input_size(config)} inputs per step, "

@@ -211,6 +211,7 @@ def inspect_shapes(shapes, source, view=None):
                         f"{' / '.join(f.tf1_name for f in zoo.FAMILIES.values())} "
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
                         " Checkpoints written before TF 1.2 (weights / biases, Linear/Matrix) are "
-                        "read under today's names; other cells (tf.contrib's fused, cuDNN or "
-                        "layer-normalised LSTM cells, attention wrappers) are not converted yet.")
+                        "read under today's names; other cells (tf.contrib's LSTMBlockFusedCell, "
+                        "NASCell, UGRNNCell, attention wrappers, a cuDNN layer's opaque buffer "
+                        "without its canonical names) are not converted yet.")
     return found, others
