@@ -258,6 +258,44 @@ def run_calls(graph, sess, block, rng, notes):
     return runs
 
 
+# --- Ops that run a whole sequence (contrib's fused cells) --------------------------------------
+
+def sequence_tensors(graph, view, block):
+    """{half: (the bottom level's time-major input, the top level's time-major h, the ops'
+    seq_len_max inputs)} of a block whose cells run as one op each (`sequence_calls`), or None."""
+    cells = {name: (level, prefix) for name, level, prefix in block.cells()}
+    depth, out = len(block.levels), {}
+    for half in block.runner.halves:
+        (bottom, b_prefix), (top, t_prefix) = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
+        first = bottom.cell.family.sequence_calls(view, b_prefix)
+        last = top.cell.family.sequence_calls(view, t_prefix)
+        if len(first) != 1 or len(last) != 1 or any(view.in_loop(key[0])
+                                                     for key, _, _ in first + last):
+            return None
+        (b_key, x, _), (t_key, _, h_index) = first[0], last[0]
+        lengths = {f"{view.main_tensor(view.inputs[key][0])}" for key in (b_key, t_key)}
+        out[half] = (graph.get_tensor_by_name(view.main_tensor(x)),
+                     graph.get_tensor_by_name(f"{t_key[1]}:{h_index}"),
+                     [graph.get_tensor_by_name(name) for name in sorted(lengths)])
+    return out
+
+
+def run_sequences(sess, tensors, depth, rng, notes):
+    """[(the graph's top h, half, 0, top level, x, full lengths)] with each half's bottom op fed
+    a random batch-major x (time-major at the op) and its seq_len_max the whole time."""
+    runs = []
+    for half, (x_tensor, h_tensor, maxima) in tensors.items():
+        time, batch = x_tensor.shape[0] or TIME, x_tensor.shape[1] or BATCH
+        x, _ = random_case(rng, x_tensor.shape[-1], batch, time)
+        lengths = np.full(batch, time, np.int32)
+        feed = {x_tensor: x.transpose(1, 0, 2),
+                **{m: np.asarray(time, m.dtype.as_numpy_dtype) for m in maxima}}
+        feed.update(neutral_feeds([h_tensor], list(feed), batch, time, rng, notes))
+        runs.append((sess.run(h_tensor, feed).transpose(1, 0, 2), half, 0, depth - 1, x,
+                     lengths))
+    return runs
+
+
 def compare_calls(model, block, runs):
     return max(float(np.max(np.abs(original - _keras_half(model, block, half, first, last, x,
                                                           lengths))))
@@ -278,9 +316,11 @@ def against_graph(block, model, prefix, meta, rng):
                             "from different models. Pass the .meta of this checkpoint, or move "
                             "it away.") from None
         tensors = stepped_tensors(graph, view, block)
+        sequences = sequence_tensors(graph, view, block) if tensors is None else None
         try:
             steps = run_steps(sess, tensors, rng, notes) if tensors is not None else None
-            runs = run_calls(graph, sess, block, rng, notes) if tensors is None else None
+            runs = (run_sequences(sess, sequences, len(block.levels), rng, notes) if sequences
+                    else run_calls(graph, sess, block, rng, notes) if tensors is None else None)
         except (tf.errors.OpError, ValueError) as e:
             raise UserError(
                 f"Running {block.prefix}/ in the graph of {meta} on generated inputs failed "
@@ -294,7 +334,8 @@ def against_graph(block, model, prefix, meta, rng):
         how = f"its {time} steps fed one by one, steps 1-{time - 1} of each direction compared"
     elif runs is not None:
         difference = compare_calls(model, block, runs)
-        how = "each dynamic_rnn call fed its input and lengths"
+        how = ("each direction's fused op fed its time-major input, its whole output compared"
+               if sequences else "each dynamic_rnn call fed its input and lengths")
     else:
         difference = None
     if difference is None:

@@ -71,6 +71,12 @@ class CellFamily:
     # Op types of the family's own kernels (contrib's fused cells): a graph where such an op
     # reads the cell's kernel is this family's, never another's with the same variables.
     fused_ops = ()
+    # Of those, the ops that run the cell over a whole time-major sequence (contrib's fused
+    # cells): the verification feeds their input and reads their `h` output.
+    sequence_ops = ()
+    # The TF1 cell is called on the whole sequence by user code, not run by a driver (contrib's
+    # fused cells): a block of it is described without a driver.
+    called_directly = False
     # Options under which the family creates every variable it can (for the list of names).
     all_options = {}
     # Checkpoints written before TF 1.2: {era: (the cell's scope then, {old name: today's name})}
@@ -157,6 +163,15 @@ class CellFamily:
         """{option: value} that the graph's ops show for the cell under `prefix` (those it shows:
         the caller says where the others came from)."""
         return {}
+
+    def sequence_calls(self, view, prefix):
+        """[(op key, producer of its time-major x, output index of its h)] of the `sequence_ops`
+        that run the cell under `prefix` (BlockLSTM's inputs: seq_len_max, x, ...; outputs: i,
+        cs, f, o, ci, co, h)."""
+        if not self.sequence_ops:
+            return []
+        return [(key, view.inputs[key][1], 6) for key in graphview.first_use(
+            view, f"{prefix}/{self.kernel_name}", set(self.sequence_ops))]
 
     # --- TF1 side -------------------------------------------------------------------------
     def tf1_cell(self, spec, name=None):

@@ -48,7 +48,9 @@ class CudnnCompatibleLSTM(lstm._LSTMFamily):
     defaults = {}
     keras_name = "LSTMCell / LSTM (cuDNN's canonical weights, forget_bias 0)"
     graph_options = ()
-    fused_ops = (lstm_block.OP,)
+    # DeepSpeech's CPU graph runs these names with LSTMBlockFusedCell's one op (forget_bias 0).
+    fused_ops = (lstm_block.OP, "BlockLSTM")
+    sequence_ops = ("BlockLSTM",)
 
     def cases(self):
         return {"CudnnCompatibleLSTMCell": cells.CellSpec.make(self.kind, 4)}

@@ -95,6 +95,8 @@ class Driver:
         body = stack(block.levels)
         if "bw" in self.halves:
             body = f"fw={body}, bw={stack(block.backward_levels)}"
+        elif not block.multi and block.levels[0].cell.family.called_directly:
+            return f"{body} called on the sequence under {block.prefix}/"
         return f"{self.tf1_name}({body}) under {block.prefix}/"
 
     # --- TF1 ------------------------------------------------------------------------------

@@ -118,8 +118,8 @@ class LSTMBlock(lstm._LSTMFamily):
                 for key in graphview.first_use(view, f"{prefix}/kernel", {OP})]
 
     def options_in_graph(self, view, prefix):
-        """The attributes of the LSTMBlockCell ops that read the cell's kernel."""
-        ops = graphview.first_use(view, f"{prefix}/kernel", {OP})
+        """The attributes of the family's ops (`fused_ops`) that read the cell's kernel."""
+        ops = graphview.first_use(view, f"{prefix}/kernel", set(self.fused_ops))
         if not ops:
             return {}
         attr = view.nodes[ops[0]].attr
