@@ -425,3 +425,50 @@ def test_a_truncated_or_code_carrying_keras_file_is_named_for_what_it_is(tmp_pat
                             "Lambda layers (the recurrent layers and Dense are what it converts) "
                             "and convert that.")
     assert not list(tmp_path.glob("c*.index"))
+
+
+class _ProjectionWrapper(tf.compat.v1.nn.rnn_cell.RNNCell):
+    """tf.contrib's Input/OutputProjectionWrapper as TF 1.15 builds it: its own `kernel`/`bias`
+    (`_Linear`) beside the wrapped cell's, under `input_/output_projection_wrapper`."""
+
+    def __init__(self, cell, size, where, name):
+        super().__init__(name=name)
+        self._cell, self._size, self._where = cell, size, where
+
+    @property
+    def state_size(self):
+        return self._cell.state_size
+
+    @property
+    def output_size(self):
+        return self._size if self._where == "output" else self._cell.output_size
+
+    def call(self, inputs, state):
+        def linear(v):
+            w = tf.compat.v1.get_variable("kernel", [v.shape[-1], self._size])
+            return tf.matmul(v, w) + tf.compat.v1.get_variable("bias", [self._size])
+        if self._where == "input":
+            return self._cell(linear(inputs), state)
+        output, new_state = self._cell(inputs, state)
+        return linear(output), new_state
+
+
+@pytest.mark.parametrize("where, meta", [("output", True), ("input", False)])
+def test_a_projection_wrapper_is_named_not_taken_for_a_cell(tmp_path, where, meta):
+    # Before: an OutputProjectionWrapper's kernel [6, 2] and bias [2] passed for a BasicRNNCell(2)
+    # "verified" against this project's rebuild and written, the wrapped LSTM for a block of its
+    # own; with the .meta, a traceback. Now what a wrapper holds is named and nothing is written.
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)
+        x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT])
+        cell = _ProjectionWrapper(tf.compat.v1.nn.rnn_cell.BasicLSTMCell(6), 2, where,
+                                  f"{where}_projection_wrapper")
+        tf.compat.v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            prefix = str(tmp_path / "ckpt" / "model.ckpt")
+            tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=meta)
+    name = {"output": "OutputProjectionWrapper", "input": "InputProjectionWrapper"}[where]
+    with pytest.raises(UserError, match=rf"holds tf.contrib's {name} \(4 variables"):
+        convert(prefix, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -72,6 +72,10 @@ def find_cells(shapes, view=None):
         scope = prefix.rsplit("/", 1)[-1]
         if scope not in {f.scope for f in zoo.FAMILIES.values()} and not _inside_a_driver(prefix):
             continue  # `dense/kernel` and `dense/bias` are not a BasicRNNCell
+        if any(part in WRAPPERS for part in prefix.split("/")):
+            # A wrapper's own projection passed for a BasicRNNCell, its cell for a block of its
+            # own: both wrong. What a wrapper holds is named as not converted, never misread.
+            continue
         for family in _order(scope, prefix, view):
             wanted = {rel: shape for rel, shape in own.items() if rel in family.variable_names()}
             found = family.recognize(wanted) if wanted and wanted == own else None
@@ -171,6 +175,9 @@ def _tutorial_pair(kernel, bias):
 NOT_CONVERTED = {
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
     "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
+    "output_projection_wrapper": "tf.contrib's OutputProjectionWrapper",
+    "input_projection_wrapper": "tf.contrib's InputProjectionWrapper",
+    "embedding_wrapper": "tf.contrib's EmbeddingWrapper",
     "nas_rnn": "tf.contrib's NASCell",
     "ugrnn_cell": "tf.contrib's UGRNNCell",
     "opaque_kernel": "a cuDNN layer's opaque parameter buffer, whose layout only the cuDNN "
@@ -179,6 +186,9 @@ NOT_CONVERTED = {
                      "names, or tf.raw_ops.CudnnRNNParamsToCanonical returns them; then convert "
                      "that checkpoint; docs/migration.md)",
 }
+
+
+WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")}
 
 
 def not_converted(names):
