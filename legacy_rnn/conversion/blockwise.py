@@ -157,7 +157,8 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
                 why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
                        if old_names else "no .meta beside the checkpoint" if not meta else
                        "the .meta does not show where the block's cells run: neither steps of "
-                       "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them")
+                       "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
+                       "a fused op over the sequence")
                 against = f"this project's TF1 rebuild of the block ({why})"
                 neutralised = []
                 assumed = sorted(name for name, option in options.items()

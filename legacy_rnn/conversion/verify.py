@@ -273,10 +273,13 @@ def sequence_tensors(graph, view, block):
                                                      for key, _, _ in first + last):
             return None
         (b_key, x, _), (t_key, _, h_index) = first[0], last[0]
-        lengths = {f"{view.main_tensor(view.inputs[key][0])}" for key in (b_key, t_key)}
-        out[half] = (graph.get_tensor_by_name(view.main_tensor(x)),
+        x_name = view.main_tensor(x)
+        maxima = {view.main_tensor(view.inputs[key][0]) for key in (b_key, t_key)}
+        if x_name is None or None in maxima:  # computed where it cannot be fed
+            return None
+        out[half] = (graph.get_tensor_by_name(x_name),
                      graph.get_tensor_by_name(f"{t_key[1]}:{h_index}"),
-                     [graph.get_tensor_by_name(name) for name in sorted(lengths)])
+                     [graph.get_tensor_by_name(name) for name in sorted(maxima)])
     return out
 
 

@@ -78,6 +78,11 @@ class CudnnCompatibleLSTM(lstm._LSTMFamily):
         return {"kernel": kernel, "bias": bias}
 
 
+def gru_shapes(n_in, u):
+    """{name: shape} of CudnnCompatibleGRUCell's variables."""
+    return dict(zip(GRU_NAMES, [(n_in + u, 2 * u), (2 * u,), (n_in, u), (u,), (u, u), (u,)]))
+
+
 class CudnnCompatibleGRUCell(tf.compat.v1.nn.rnn_cell.RNNCell):
     """contrib's CudnnCompatibleGRUCell (TF 1.15) on today's TF: its names, its function."""
 
@@ -94,8 +99,7 @@ class CudnnCompatibleGRUCell(tf.compat.v1.nn.rnn_cell.RNNCell):
         return self._num_units
 
     def build(self, inputs_shape):
-        n_in, u = inputs_shape[-1], self._num_units
-        shapes = dict(zip(GRU_NAMES, [(n_in + u, 2 * u), (2 * u,), (n_in, u), (u,), (u, u), (u,)]))
+        shapes = gru_shapes(inputs_shape[-1], self._num_units)
         self._w = {name: self.add_weight(
             name, shape=shape, initializer=tf.compat.v1.constant_initializer(1.0)
             if name == "gates/bias" else tf.compat.v1.zeros_initializer()
@@ -137,9 +141,7 @@ class CudnnCompatibleGRU(cells.CellFamily):
         return CudnnCompatibleGRUCell(spec.units, name=name or self.scope)
 
     def variables(self, spec, input_size):
-        u = spec.units
-        return dict(zip(GRU_NAMES, [(input_size + u, 2 * u), (2 * u,), (input_size, u), (u,),
-                                    (u, u), (u,)]))
+        return gru_shapes(input_size, spec.units)
 
     def keras_cell(self, spec, **kwargs):
         return keras.layers.GRUCell(spec.units, reset_after=True, **kwargs)
