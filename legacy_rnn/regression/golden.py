@@ -2,6 +2,9 @@
 
     python -m legacy_rnn.golden --check     # compare fresh runs with tests/golden/*.json
     python -m legacy_rnn.golden --update    # rewrite the files from fresh runs
+    python -m legacy_rnn.golden --record --checkpoint=CKPT --outputs=NAME --output=F.json
+    python -m legacy_rnn.golden --check F.json [F2.json ...]   # the user's own model
+                                            # (legacy_rnn/regression/user_model.py)
 
 Each experiment runs a tiny fixed configuration (8 units, 20 steps) on generated data, so no
 network is needed, and records its per-step training losses, its logits on a fixed batch after
@@ -240,14 +243,84 @@ def define_flags(flag_values=flags.FLAGS):
         "experiments": flags.DEFINE_list(
             "experiments", list(NAMES), f"Which experiments to run ({', '.join(NAMES)}); "
             "all by default.", flag_values=fv),
+        # The user's own model (`user_model`).
+        "record": flags.DEFINE_bool("record", False, "Record golden numbers of the model at "
+                                    "--checkpoint (its .meta graph) into --output.",
+                                    flag_values=fv),
+        "checkpoint": flags.DEFINE_string("checkpoint", None, "With --record: the checkpoint "
+                                          "prefix (the .meta beside it is the graph).",
+                                          flag_values=fv),
+        "outputs": flags.DEFINE_list("outputs", [], "With --record: the output tensors "
+                                     "(op:0 names, comma-separated).", flag_values=fv),
+        "output": flags.DEFINE_string("output", None, "With --record: the golden file to write "
+                                      "(its trace goes beside it, .trace.npz).", flag_values=fv),
+        "inputs_npz": flags.DEFINE_string("inputs_npz", None, "With --record: the placeholders' "
+                                          "values (.npz, one array per placeholder name) instead "
+                                          "of generated ones.", flag_values=fv),
+        "loss": flags.DEFINE_string("loss", None, "With --record: the scalar whose gradients "
+                                    "are recorded (default: the losses collection, else a "
+                                    "scalar output, else sum(output * fixed weights)).",
+                                    flag_values=fv),
+        "train_op": flags.DEFINE_string("train_op", None, "With --record: the op one training "
+                                        "step runs (default: the train_op collection, if any).",
+                                        flag_values=fv),
     }
 
 
+def record_user_model(holders):
+    from legacy_rnn.regression import user_model
+    checkpoint, outputs, output = (holders[k].value for k in ("checkpoint", "outputs", "output"))
+    missing = [f"--{k}" for k, v in (("checkpoint", checkpoint), ("outputs", outputs),
+                                     ("output", output)) if not v]
+    if missing:
+        raise app.UsageError(f"--record needs {', '.join(missing)}: --record "
+                             "--checkpoint=CKPT --outputs=NAME[,NAME] --output=model.golden.json")
+    if os.path.isdir(output) or not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise UserError(f"--output={output} must be a file in an existing directory.")
+    programs.start_tensorflow()
+    with programs.progress_lines_off():
+        fresh, trace = user_model.record(checkpoint, outputs, holders["inputs_npz"].value,
+                                         holders["loss"].value, holders["train_op"].value)
+    with interrupts.deferred():
+        user_model.write(output, fresh, trace)
+    interrupts.raise_pending("writing the golden file: it was written")
+    print(f"golden: recorded {len(fresh['quantities'])} quantities of {checkpoint} "
+          f"({len(trace)} traced op outputs) in {output}")
+    return 0
+
+
+def check_user_models(paths):
+    from legacy_rnn.regression import user_model
+    for path in paths:  # every file readable before TensorFlow's start-up
+        user_model.load(path)
+    programs.start_tensorflow()
+    changed = []
+    with programs.progress_lines_off():
+        for path in paths:
+            lines, ok = user_model.check(path)
+            print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+            if not ok:
+                changed.append(path)
+    if changed:
+        print(f"golden: CHANGED: {', '.join(changed)} (details above)", file=sys.stderr)
+        return 1
+    print(f"golden: {len(paths)} model(s) match their golden files")
+    return 0
+
+
 def main(holders, argv):
+    modes = [m for m in ("update", "check", "record") if holders[m].value]
+    if len(modes) > 1:
+        raise app.UsageError(f"--{' and --'.join(modes)} exclude each other.")
+    if holders["record"].value:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        return record_user_model(holders)
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if holders["update"].value and holders["check"].value:
-        raise app.UsageError("--check and --update exclude each other.")
+        if holders["update"].value:
+            raise app.UsageError("--update rewrites the experiments' files; a user model's "
+                                 "golden file is recorded with --record.")
+        return check_user_models(argv[1:])
     directory = holders["golden_dir"].value
     names = holders["experiments"].value
     unknown = [name for name in names if name not in NAMES]

@@ -1,0 +1,180 @@
+"""Golden numbers of a user's own TF1 model (not one of the experiments): a graph in the shape of
+the PTB word LM and the taggers, written with TF1 control flow as TF 1.x wrote it (embedding ->
+dynamic_rnn(LSTMCell(forget_bias=0.5), sequence_length) -> projection -> sparse softmax loss in
+the losses collection, Adam in the train_op collection). Recorded, then checked: identical in the
+same environment; a planted kernel change is CHANGED and the first op that moved is named; a
+difference of one ulp is rounding where the environment differs and CHANGED where it does not."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legacy_rnn.errors import UserError
+from legacy_rnn.regression import drift, user_model
+
+VOCAB, EMBED, UNITS, TIME, CLASSES = 11, 3, 4, 6, 5
+OUTPUTS = ["logits:0", "loss:0"]
+
+
+def build_user_model(prefix):
+    tf1 = tf.compat.v1
+    tf1.disable_control_flow_v2()  # the loops a TF 1.x Saver wrote
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(3)
+            ids = tf1.placeholder(tf.int32, [None, TIME], name="ids")
+            lengths = tf1.placeholder(tf.int32, [None], name="lengths")
+            labels = tf1.placeholder(tf.int32, [None, TIME], name="labels")
+            embedding = tf1.get_variable("embedding", [VOCAB, EMBED])
+            x = tf.nn.embedding_lookup(embedding, ids)
+            cell = tf1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=0.5)
+            out, _ = tf1.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=tf.float32)
+            w = tf1.get_variable("softmax_w", [UNITS, CLASSES])
+            b = tf1.get_variable("softmax_b", [CLASSES])
+            logits = tf.identity(tf.tensordot(out, w, 1) + b, name="logits")
+            loss = tf1.losses.sparse_softmax_cross_entropy(labels, logits)
+            loss = tf.identity(loss, name="loss")
+            train = tf1.train.AdamOptimizer(0.01).minimize(loss)
+            tf1.add_to_collection(tf1.GraphKeys.TRAIN_OP, train)
+            with tf1.Session(graph=graph) as sess:
+                sess.run(tf1.global_variables_initializer())
+                tf1.train.Saver().save(sess, prefix)
+    finally:
+        tf1.enable_control_flow_v2()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("user")
+    prefix = str(tmp / "model.ckpt")
+    build_user_model(prefix)
+    fresh, trace = user_model.record(prefix, OUTPUTS)
+    path = str(tmp / "model.golden.json")
+    user_model.write(path, fresh, trace)
+    return prefix, path
+
+
+def test_inputs_are_generated_within_what_the_graph_allows(recorded):
+    record = user_model.load(recorded[1])
+    inputs = {k: user_model._decode(v) for k, v in record["inputs"].items()}
+    assert sorted(inputs) == ["ids", "labels", "lengths"]
+    assert inputs["ids"].shape == (user_model.BATCH, TIME)
+    assert 0 <= inputs["ids"].min() and inputs["ids"].max() < VOCAB
+    assert 0 <= inputs["labels"].min() and inputs["labels"].max() < CLASSES
+    assert 1 <= inputs["lengths"].min() and inputs["lengths"].max() <= TIME
+    labels = [label for label, _ in record["quantities"]]
+    assert labels[:2] == ["output logits:0", "output loss:0"]
+    assert "loss (the losses collection)" in labels
+    assert "gradient wrt rnn/lstm_cell/kernel" in labels and "gradient wrt embedding" in labels
+    assert any(label.startswith("after one step of Adam") for label in labels)
+
+
+def test_the_recorded_numbers_are_the_graphs_own(recorded):
+    # Independently of the recorder: the graph imported and run by hand on the recorded inputs.
+    prefix, path = recorded
+    record = user_model.load(path)
+    inputs = {k + ":0": user_model._decode(v) for k, v in record["inputs"].items()}
+    tf1 = tf.compat.v1
+    tf1.disable_control_flow_v2()
+    try:
+        graph = tf.Graph()
+        with graph.as_default(), tf1.Session(graph=graph) as sess:
+            saver = tf1.train.import_meta_graph(prefix + ".meta")
+            saver.restore(sess, prefix)
+            logits, loss = sess.run(OUTPUTS, inputs)
+    finally:
+        tf1.enable_control_flow_v2()
+    quantities = dict(record["quantities"])
+    np.testing.assert_array_equal(user_model._decode(quantities["output logits:0"]), logits)
+    np.testing.assert_array_equal(user_model._decode(quantities["output loss:0"]), loss)
+
+
+def test_the_same_environment_is_identical(recorded):
+    lines, ok = user_model.check(recorded[1])
+    assert ok and lines[0] == "model.golden.json: identical (recorded in this environment: exact)"
+
+
+def _planted_copy(prefix, directory, op_name, new_type):
+    """The checkpoint copied with one op's kernel swapped in its .meta (same inputs)."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+    os.makedirs(directory)
+    base = os.path.basename(prefix)
+    for name in os.listdir(os.path.dirname(prefix)):
+        if name.startswith(base + "."):
+            shutil.copy(os.path.join(os.path.dirname(prefix), name), directory)
+    meta = meta_graph_pb2.MetaGraphDef()
+    with open(prefix + ".meta", "rb") as f:
+        meta.ParseFromString(f.read())
+    (node,) = [n for n in meta.graph_def.node if n.name == op_name]
+    node.op = new_type
+    with open(os.path.join(directory, base + ".meta"), "wb") as f:
+        f.write(meta.SerializeToString())
+    return os.path.join(directory, base)
+
+
+def test_a_planted_kernel_change_is_changed_and_the_first_op_that_moved_is_named(
+        recorded, tmp_path):
+    prefix, path = recorded
+    # tanh(c) inside the loop computed by another kernel: everything after it moves, nothing
+    # before it does.
+    planted = _planted_copy(prefix, str(tmp_path / "planted"), "rnn/while/lstm_cell/Tanh_1",
+                            "Sigmoid")
+    lines, ok = user_model.check(path, model=user_model.Model(planted))
+    assert not ok and "CHANGED" in lines[0]
+    assert any("output logits:0" in line for line in lines[1:])
+    assert lines[-1].startswith("  first beyond rounding: rnn/while/lstm_cell/Tanh_1 (Sigmoid) "
+                                "output 0 ")
+    assert lines[-1].endswith("its inputs identical")
+    # The plant is a real difference: its size is printed and far beyond rounding.
+    size = float(lines[-1].split("output 0 ")[1].split(";")[0])
+    assert size > 1e-3
+
+
+def _edited(path, tmp_path, edit):
+    record = json.loads(open(path).read())
+    edit(record)
+    out = tmp_path / "edited.golden.json"
+    out.write_text(json.dumps(record))
+    shutil.copy(path + user_model.TRACE_SUFFIX, str(out) + user_model.TRACE_SUFFIX)
+    return str(out)
+
+
+def _nudge(record):
+    entry = dict(record["quantities"])["output logits:0"]
+    entry["values"][0] = float(np.nextafter(np.float32(entry["values"][0]), np.float32(9)))
+
+
+def test_one_ulp_is_rounding_on_another_machine_and_changed_on_the_recording_one(recorded,
+                                                                                   tmp_path):
+    path = recorded[1]
+
+    def elsewhere(record):
+        _nudge(record)
+        record["environment"]["cpu"] = "another CPU"
+
+    lines, ok = user_model.check(_edited(path, tmp_path, elsewhere))
+    assert ok and lines[0].startswith("edited.golden.json: rounding (recorded on another "
+                                      "environment: cpu)")
+    assert "1 ulps" in lines[1]
+    lines, ok = user_model.check(_edited(path, tmp_path, _nudge))
+    assert not ok and "CHANGED (recorded in this environment: exact)" in lines[0]
+
+
+def test_bad_golden_files_and_models_are_refused_with_the_fix(recorded, tmp_path):
+    prefix, path = recorded
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(open(path).read()[:200])
+    with pytest.raises(UserError, match="truncated or edited"):
+        user_model.load(str(truncated))
+    with pytest.raises(UserError, match="no longer exists"):
+        user_model.check(_edited(path, tmp_path, lambda r: r.update(checkpoint="/nowhere/x")))
+    with pytest.raises(UserError, match="changed since"):
+        user_model.check(_edited(path, tmp_path, lambda r: r.update(fingerprint="0" * 64)))
+    with pytest.raises(UserError, match=r"logit:0 is not a tensor .* similar names: logits"):
+        user_model.record(prefix, ["logit"])
+    with pytest.raises(UserError, match="does not exist"):
+        user_model.record(str(tmp_path / "missing.ckpt"), OUTPUTS)
