@@ -97,20 +97,109 @@ def ensure_venv(reqs, cache_dir, timeout=3600):
     return python
 
 
-def run_suite(python, out, quick=False, env_extra=None, timeout=3600):
-    """Runs the canary suite with `python`; returns (results {key: array}, environment)."""
+def _launch(python, args, env_extra=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
-    command = [python, "-m", "legacy_rnn.regression.canary_suite", out, *(["--quick"] if quick else [])]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
-                            cwd=REPO)
-    if result.returncode:
-        raise _fail(f"The suite did not run with {python} (status {result.returncode}); the "
+    return subprocess.Popen([python, "-m", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def _finish(process, python, out, timeout):
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise _fail(f"The suite did not finish within {timeout} s with {python}.") from None
+    if process.returncode:
+        raise _fail(f"The suite did not run with {python} (status {process.returncode}); the "
                     "environment cannot import or run this project's code:\n"
-                    f"{result.stderr[-2500:]}")
+                    f"{stderr[-2500:]}")
     with np.load(out) as data:
         results = {k: data[k] for k in data.files}
     with open(out + ".json") as f:
         return results, json.load(f)["environment"]
+
+
+class Suite:
+    """What one environment computes: the built-in suite (`canary_suite`) and the user's golden
+    models (`user_model.run_recorded`), each in a process of its own, started by `start` and
+    collected by `results`, so that two environments can run side by side."""
+
+    def __init__(self, python, out_dir, quick=False, golden=(), builtin=True, env_extra=None):
+        self.python, self.out_dir = python, out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.parts = []
+        if builtin:
+            self.parts.append((["legacy_rnn.regression.canary_suite", self.builtin_out,
+                                *(["--quick"] if quick else [])], self.builtin_out))
+        if golden:
+            self.parts.append((["legacy_rnn.regression.user_model", self.models_out,
+                                *map(os.path.abspath, golden)], self.models_out))
+        self.env_extra, self.processes = env_extra, []
+
+    @property
+    def builtin_out(self):
+        return os.path.join(self.out_dir, "builtin.npz")
+
+    @property
+    def models_out(self):
+        return os.path.join(self.out_dir, "models.npz")
+
+    def start(self):
+        self.processes = [_launch(self.python, args, self.env_extra) for args, _ in self.parts]
+        return self
+
+    def cached(self):
+        """The results a finished earlier run left in `out_dir`."""
+        results, environment = {}, {}
+        for _, out in self.parts:
+            with np.load(out) as data:
+                results.update({k: data[k] for k in data.files})
+            with open(out + ".json") as f:
+                environment = json.load(f)["environment"]
+        return results, environment
+
+    def results(self, timeout=3600):
+        results, environment = {}, {}
+        for process, (_, out) in zip(self.processes, self.parts):
+            found, environment = _finish(process, self.python, out, timeout)
+            results.update(found)
+        return results, environment
+
+
+def run_suite(python, out, quick=False, env_extra=None, timeout=3600):
+    """The built-in suite run with `python`; returns (results {key: array}, environment)."""
+    process = _launch(python, ["legacy_rnn.regression.canary_suite", out,
+                               *(["--quick"] if quick else [])], env_extra)
+    return _finish(process, python, out, timeout)
+
+
+def baseline_key(quick, golden, builtin):
+    """The fingerprint a cached baseline is reused under: this environment's TensorFlow,
+    tf-keras, Keras, numpy and Python versions, its CPU, the project's code and the golden
+    files."""
+    import hashlib
+    import platform
+    from importlib import metadata
+    from legacy_rnn.regression import golden as golden_module
+    digest = hashlib.sha256()
+    versions = {}
+    for package in ("tensorflow", "tf-keras", "keras", "numpy", "absl-py"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    digest.update(json.dumps([versions, platform.python_version(), sys.executable,
+                              golden_module.cpu_identity(), quick, builtin,
+                              os.environ.get("TF_ENABLE_ONEDNN_OPTS")]).encode())
+    package = os.path.join(REPO, "legacy_rnn")
+    for root, _, files in sorted(os.walk(package)):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            with open(os.path.join(root, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    for path in golden:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:20]
 
 
 def compare(baseline, candidate):
@@ -176,6 +265,32 @@ def write_reports(out_dir, candidate, rows, environments, seconds):
                 f"\n\n{table(rows, 'md')}\n")
 
 
+def write_junit(path, candidate, rows, seconds):
+    """One test case per quantity (classname: the case); CHANGED rows fail, rounding rows say
+    their size in system-out. The JUnit XML that CI servers read (Jenkins, GitLab, GitHub
+    actions' test reporters)."""
+    from xml.etree import ElementTree as ET
+    failures = sum(r["verdict"] == drift.CHANGED for r in rows)
+    suites = ET.Element("testsuites", name="legacy_rnn canary", tests=str(len(rows)),
+                        failures=str(failures), errors="0", time=f"{seconds:.1f}")
+    suite = ET.SubElement(suites, "testsuite", name=f"canary: {candidate}",
+                          tests=str(len(rows)), failures=str(failures), errors="0",
+                          skipped="0", time=f"{seconds:.1f}")
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname=r["case"], name=r["quantity"],
+                             time="0")
+        size = "-" if r["max_abs"] is None else f"{r['max_abs']:.3e} ({r['max_ulps']} ulps)"
+        if r["verdict"] == drift.CHANGED:
+            failure = ET.SubElement(case, "failure", message=f"CHANGED: largest difference "
+                                    f"{size}", type="CHANGED")
+            failure.text = "\n".join(x for x in (r.get("note"), r.get("first_op")) if x)
+        else:
+            ET.SubElement(case, "system-out").text = f"{r['verdict']}: largest difference {size}"
+    tmp = path + ".tmp"
+    ET.ElementTree(suites).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)
+
+
 def define_flags(flag_values=flags.FLAGS):
     fv = flag_values
     return {
@@ -189,6 +304,20 @@ def define_flags(flag_values=flags.FLAGS):
                                          flag_values=fv),
         "quick": flags.DEFINE_bool("quick", False, "A small subset of the suite (seconds).",
                                    flag_values=fv),
+        "golden": flags.DEFINE_list("golden", [], "Golden files of the user's own models "
+                                    "(`golden --record`) to run in both environments too.",
+                                    flag_values=fv),
+        "no_builtin": flags.DEFINE_bool("no_builtin", False, "Leave the built-in suite out: "
+                                        "only the --golden models.", flag_values=fv),
+        "junit_xml": flags.DEFINE_string("junit_xml", None, "Also write a JUnit XML report "
+                                         "there (one test case per quantity).", flag_values=fv),
+        "cache_baseline": flags.DEFINE_bool("cache_baseline", True, "Reuse the baseline's "
+                                            "results computed under the same fingerprint "
+                                            "(versions, CPU, code, golden files).",
+                                            flag_values=fv),
+        "side_by_side": flags.DEFINE_bool("side_by_side", None, "Run baseline and candidate "
+                                          "at once (default: when there are 4 cores or more).",
+                                          flag_values=fv),
     }
 
 
@@ -197,24 +326,59 @@ def main(holders, argv):
     if not candidate or (holders["candidate"].value and len(argv) > 1):
         raise app.UsageError("Pass one candidate: --candidate=\"tensorflow==2.20.0 "
                              "tf-keras==2.20.1\" (or nightly, or self).")
+    golden, builtin = holders["golden"].value, not holders["no_builtin"].value
+    if not golden and not builtin:
+        raise app.UsageError("--no_builtin leaves nothing to run: add --golden=FILE[,FILE].")
+    from legacy_rnn.regression import user_model
+    for path in golden:  # answered before any install or run
+        user_model.load(path)
     start = time.perf_counter()
     reqs = requirements(candidate)
     python = sys.executable if reqs is None else ensure_venv(reqs, holders["cache_dir"].value)
     out_dir = holders["out_dir"].value
     os.makedirs(out_dir, exist_ok=True)
     quick = holders["quick"].value
-    print(f"canary: baseline ({sys.executable}) ...", file=sys.stderr, flush=True)
-    baseline, env_b = run_suite(sys.executable, os.path.join(out_dir, "baseline.npz"), quick)
+    base_dir = os.path.join(holders["cache_dir"].value,
+                            "baseline-" + baseline_key(quick, golden, builtin))
+    cached = holders["cache_baseline"].value and os.path.exists(os.path.join(base_dir, "done"))
+    baseline = Suite(sys.executable, base_dir, quick, golden, builtin)
+    candidate_suite = Suite(python, os.path.join(out_dir, "candidate"), quick, golden, builtin)
+    side_by_side = holders["side_by_side"].value
+    if side_by_side is None:
+        side_by_side = (os.cpu_count() or 1) >= 4
+    print(f"canary: baseline ({sys.executable}) " +
+          (f"cached in {base_dir}" if cached else "...") , file=sys.stderr, flush=True)
+    if not cached:
+        baseline.start()
+        if not side_by_side:
+            found_b = baseline.results()
     print(f"canary: candidate ({python}) ...", file=sys.stderr, flush=True)
-    found, env_c = run_suite(python, os.path.join(out_dir, "candidate.npz"), quick)
-    rows = compare(baseline, found)
-    write_reports(out_dir, candidate, rows, {"baseline": env_b, "candidate": env_c},
-                  time.perf_counter() - start)
+    candidate_suite.start()
+    if cached:
+        found_b = Suite.cached(baseline)
+    elif side_by_side:
+        found_b = baseline.results()
+    if not cached:
+        with open(os.path.join(base_dir, "done"), "w") as f:
+            f.write(json.dumps(found_b[1]))
+    (base_results, env_b), (found, env_c) = found_b, candidate_suite.results()
+    rows = compare(base_results, found)
+    for row in rows:
+        if row["verdict"] == drift.CHANGED and row["case"].startswith("model/") and \
+                not any(r.get("first_op") for r in rows if r["case"] == row["case"]):
+            row["first_op"] = user_model.localise(baseline.models_out,
+                                                  candidate_suite.models_out, row["case"])
+    seconds = time.perf_counter() - start
+    write_reports(out_dir, candidate, rows, {"baseline": env_b, "candidate": env_c}, seconds)
+    if holders["junit_xml"].value:
+        write_junit(holders["junit_xml"].value, candidate, rows, seconds)
     print(table(rows))
+    for row in rows:
+        if row.get("first_op"):
+            print(f"  {row['case']}: {row['first_op']}")
     for key in sorted(set(env_b) | set(env_c)):
         mark = "" if env_b.get(key) == env_c.get(key) else "   <-- differs"
         print(f"  {key:22s} baseline: {env_b.get(key)!s:30s} candidate: {env_c.get(key)!s}{mark}")
-    print(f"canary: {summary(rows)} ({time.perf_counter() - start:.0f} s; "
-          f"{out_dir}/canary.json, canary.md)")
+    print(f"canary: {summary(rows)} ({seconds:.0f} s; baseline "
+          f"{'cached' if cached else 'computed'}; {out_dir}/canary.json, canary.md)")
     return 1 if any(r["verdict"] == drift.CHANGED for r in rows) else 0
-

@@ -401,8 +401,14 @@ def trace(model, output_names, inputs, loss_name=None):
         return read_trace(tmp)
 
 
-def first_beyond_rounding(graph, reference, found, exact):
-    """One line naming the first op output (in the reference's order) that moved, or None."""
+def op_table(graph):
+    """{op name: (type, [input tensor names])}: what the localisation prints about an op."""
+    return {op.name: (op.type, [t.name for t in op.inputs]) for op in graph.get_operations()}
+
+
+def first_beyond_rounding(ops, reference, found, exact):
+    """One line naming the first op output (in the reference's execution order) that moved
+    beyond rounding (any difference, where `exact`), or None. `ops`: `op_table`."""
     rtol, atol = (0.0, 0.0) if exact else (drift.ROUNDING_RTOL, drift.ROUNDING_ATOL)
 
     def moved(key):
@@ -418,18 +424,12 @@ def first_beyond_rounding(graph, reference, found, exact):
             continue
         name, rest = key.rsplit(":", 1)
         slot, iteration = rest.split("#")
-        try:
-            op = graph.get_operation_by_name(name)
-        except (KeyError, ValueError):
-            op = None
-        kind = op.type if op is not None else "?"
+        kind, input_names = ops.get(name, ("?", []))
         inputs = []
-        for t in (op.inputs if op is not None else []):
-            keys = [k for k in reference if k.startswith(f"{t.name}#")]
-            if not keys:
-                continue
-            key_in = keys[min(int(iteration), len(keys) - 1)]
-            inputs.append(moved(key_in) is None)
+        for input_name in input_names:
+            keys = [k for k in reference if k.startswith(f"{input_name}#")]
+            if keys:
+                inputs.append(moved(keys[min(int(iteration), len(keys) - 1)]) is None)
         inputs_text = ("its inputs identical" if inputs and all(inputs) else
                        "its inputs moved too" if inputs else "no traced inputs")
         where = f" (execution {int(iteration) + 1})" if int(iteration) else ""
@@ -543,8 +543,59 @@ def check(path, model=None):
             with np.load(trace_path, allow_pickle=False) as data:
                 reference = {k: data[k] for k in recorded["trace_order"] if k in data.files}
             found = trace(model, recorded["outputs"], inputs, recorded.get("loss"))
-            first = first_beyond_rounding(model.graph, reference, found, exact)
+            first = first_beyond_rounding(op_table(model.graph), reference, found, exact)
             lines.append(f"  {first or 'every traced op output within rounding'}")
         else:
             lines.append(f"  (no trace at {trace_path}: the first op that moved is not known)")
     return lines, verdict != drift.CHANGED
+
+
+# --- In a canary environment ----------------------------------------------------------------------
+
+def run_recorded(paths, out):
+    """Runs each golden file's model on its recorded inputs in this environment: `out` (.npz)
+    gets "model/<file>|<quantity>" arrays, `out`.trace<i>.npz each model's trace, `out`.json the
+    environment and each model's op table."""
+    from legacy_rnn.regression import golden
+    results, tables = {}, []
+    for i, path in enumerate(paths):
+        recorded = load(path)
+        model = Model(recorded["checkpoint"])
+        inputs = {k: _decode(v) for k, v in recorded["inputs"].items()}
+        case = f"model/{os.path.basename(path)}"
+        for label, value in evaluate(model, recorded["outputs"], inputs, recorded.get("loss"),
+                                     recorded.get("train_op")):
+            results[f"{case}|{label}"] = np.asarray(value)
+        values = trace(model, recorded["outputs"], inputs, recorded.get("loss"))
+        np.savez_compressed(f"{out}.trace{i}.npz", **values)
+        tables.append({"case": case, "order": list(values), "ops": op_table(model.graph)})
+    np.savez(out, **results)
+    with open(out + ".json", "w") as f:
+        json.dump({"environment": golden.environment(), "models": tables}, f)
+
+
+def localise(baseline_out, candidate_out, case):
+    """The first op of `case`'s model that moved between two `run_recorded` outputs."""
+    with open(baseline_out + ".json") as f:
+        tables = json.load(f)["models"]
+    (i, table), = [(i, t) for i, t in enumerate(tables) if t["case"] == case]
+    with np.load(f"{baseline_out}.trace{i}.npz", allow_pickle=False) as data:
+        reference = {k: data[k] for k in table["order"]}
+    with np.load(f"{candidate_out}.trace{i}.npz", allow_pickle=False) as data:
+        found = {k: data[k] for k in data.files}
+    return first_beyond_rounding({k: tuple(v) for k, v in table["ops"].items()}, reference,
+                                 found, exact=False)
+
+
+def main(argv):
+    import legacy_rnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+    from legacy_rnn.cli import programs
+    programs.start_tensorflow()
+    with programs.progress_lines_off():
+        run_recorded(argv[2:], argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv))
