@@ -183,9 +183,10 @@ def test_bad_golden_files_and_models_are_refused_with_the_fix(recorded, tmp_path
         user_model.record(str(tmp_path / "missing.ckpt"), OUTPUTS)
 
 
-def test_the_canary_names_the_first_op_that_moved_between_two_environments(recorded, tmp_path):
-    # Both sides in this process; the candidate's graph has the planted kernel.
+def test_the_canary_reuses_its_cached_baseline_and_names_the_op_that_moved_in_the_candidate(
+        recorded, tmp_path, capsys, monkeypatch):
     prefix, path = recorded
+    # The candidate's graph has the planted kernel: its golden file (same name) points there.
     planted = _planted_copy(prefix, str(tmp_path / "planted"), "rnn/while/lstm_cell/Tanh_1",
                             "Sigmoid")
     os.makedirs(tmp_path / "c")
@@ -193,59 +194,44 @@ def test_the_canary_names_the_first_op_that_moved_between_two_environments(recor
     record = json.loads(open(path).read())
     record["checkpoint"] = planted
     open(planted_golden, "w").write(json.dumps(record))
-    user_model.run_recorded([path], str(tmp_path / "b.npz"))
-    user_model.run_recorded([planted_golden], str(tmp_path / "c.npz"))
-    with np.load(tmp_path / "b.npz") as b, np.load(tmp_path / "c.npz") as c:
-        rows = canary.compare(dict(b), dict(c))
-    assert [r["verdict"] for r in rows][:1] == [drift.CHANGED]  # the logits
-    assert rows[0]["case"] == "model/model.golden.json"
-    first = user_model.localise(str(tmp_path / "b.npz"), str(tmp_path / "c.npz"), rows[0]["case"])
-    # (The op's type as the baseline's graph has it.)
-    assert first.startswith("first beyond rounding: rnn/while/lstm_cell/Tanh_1 (Tanh)")
-    assert first.endswith("its inputs identical")
-    canary.write_junit(str(tmp_path / "canary.xml"), "planted", rows, 1.0)
-    suite = ElementTree.parse(tmp_path / "canary.xml").getroot().find("testsuite")
-    cases = suite.findall("testcase")
-    assert len(cases) == len(rows) and int(suite.get("failures")) == sum(
-        r["verdict"] == drift.CHANGED for r in rows) > 0
-    assert cases[0].get("classname") == "model/model.golden.json"
-    assert cases[0].find("failure").get("type") == "CHANGED"
-
-
-def test_the_canary_on_a_users_model_alone_reuses_its_cached_baseline(recorded, tmp_path,
-                                                                     capsys, monkeypatch):
-    def canary_main(*argv):
-        flag_values = flags.FlagValues()
-        holders = canary.define_flags(flag_values)
-        flag_values(["canary", "--candidate=self", "--no_builtin", f"--golden={recorded[1]}",
-                     f"--out_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}",
-                     f"--junit_xml={tmp_path / 'canary.xml'}", *argv])
-        return canary.main(holders, ["canary"])
 
     class InProcess:  # the candidate's process, run here (test_canary runs real ones)
         returncode = 0
 
         def __init__(self, python, args, env_extra=None):
             assert python == sys.executable and args[0] == "legacy_rnn.regression.user_model"
-            user_model.run_recorded(args[2:], args[1])
+            assert args[2:] == [path]
+            user_model.run_recorded([planted_golden], args[1])
 
         def communicate(self, timeout=None):
             return "", ""
 
     monkeypatch.setattr(canary, "_launch", InProcess)
-    # The baseline computed earlier, as a first run leaves it (here in this process, to spare
-    # the suite a subprocess): the canary reuses it and runs only the candidate.
-    base_dir = tmp_path / "cache" / ("baseline-" + canary.baseline_key(False, [recorded[1]],
-                                                                        False))
+    # The baseline as an earlier run left it (computed here, to spare the suite a process): the
+    # canary reuses it and runs only the candidate.
+    base_dir = tmp_path / "cache" / ("baseline-" + canary.baseline_key(False, [path], False))
     os.makedirs(base_dir)
-    user_model.run_recorded([recorded[1]], str(base_dir / "models.npz"))
+    user_model.run_recorded([path], str(base_dir / "models.npz"))
     (base_dir / "done").write_text("{}")
-    assert canary_main() == 0
+    flag_values = flags.FlagValues()
+    holders = canary.define_flags(flag_values)
+    flag_values(["canary", "--candidate=self", "--no_builtin", f"--golden={path}",
+                 f"--out_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}",
+                 f"--junit_xml={tmp_path / 'canary.xml'}"])
+    assert canary.main(holders, ["canary"]) == 1
     out = capsys.readouterr()
     assert f"cached in {base_dir}" in out.err and "baseline cached" in out.out
+    # (The op's type as the baseline's graph has it.)
+    assert ("model/model.golden.json: first beyond rounding: rnn/while/lstm_cell/Tanh_1 (Tanh) "
+            "output 0 ") in out.out and "its inputs identical" in out.out
     report = json.loads((tmp_path / "out" / "canary.json").read_text())
-    assert report["rows"] and {r["verdict"] for r in report["rows"]} == {drift.IDENTICAL}
-    assert all(r["case"] == "model/model.golden.json" for r in report["rows"])
-    root = ElementTree.parse(tmp_path / "canary.xml").getroot()
-    assert root.get("failures") == "0" and int(root.get("tests")) == len(report["rows"])
-    assert sys.executable in out.err
+    rows = report["rows"]
+    assert rows[0]["case"] == "model/model.golden.json" and rows[0]["verdict"] == drift.CHANGED
+    assert rows[0]["quantity"] == "output logits:0"
+    suite = ElementTree.parse(tmp_path / "canary.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == len(rows) and int(suite.get("failures")) == sum(
+        r["verdict"] == drift.CHANGED for r in rows) > 0
+    assert cases[0].get("classname") == "model/model.golden.json"
+    assert cases[0].find("failure").get("type") == "CHANGED"
+    assert "Tanh_1" in cases[0].find("failure").text
