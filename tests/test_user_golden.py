@@ -163,8 +163,14 @@ def test_one_ulp_is_rounding_on_another_machine_and_changed_on_the_recording_one
     assert ok and lines[0].startswith("edited.golden.json: rounding (recorded on another "
                                       "environment: cpu)")
     assert "1 ulps" in lines[1]
-    lines, ok = user_model.check(_edited(path, tmp_path, _nudge))
+    edited = _edited(path, tmp_path, _nudge)
+    lines, ok = user_model.check(edited)
     assert not ok and "CHANGED (recorded in this environment: exact)" in lines[0]
+    # A damaged trace costs the localisation, not the verdict.
+    with open(edited + user_model.TRACE_SUFFIX, "r+b") as f:
+        f.truncate(100)
+    lines, ok = user_model.check(edited)
+    assert not ok and "is unreadable (BadZipFile" in lines[-1]
 
 
 def test_bad_golden_files_and_models_are_refused_with_the_fix(recorded, tmp_path):

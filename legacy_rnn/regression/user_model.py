@@ -506,6 +506,18 @@ def load(path):
     return record
 
 
+def _read_reference(trace_path, order):
+    """The recorded trace {key: array}, or a string saying why there is none."""
+    import zipfile
+    if not os.path.exists(trace_path):
+        return f"no trace at {trace_path}"
+    try:
+        with np.load(trace_path, allow_pickle=False) as data:
+            return {k: data[k] for k in order if k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        return f"the trace {trace_path} is unreadable ({type(e).__name__}: {str(e)[:120]})"
+
+
 def check(path, model=None):
     """(lines, ok) of a fresh run of the recorded model against `path`. `model`: a Model to run
     instead of the recorded checkpoint's graph (the tests' planted change)."""
@@ -539,14 +551,14 @@ def check(path, model=None):
     lines += [f"  - {d.quantity}: {d.describe()}" for d in differences if not d.identical]
     if verdict == drift.CHANGED:
         trace_path = path + TRACE_SUFFIX
-        if os.path.exists(trace_path):
-            with np.load(trace_path, allow_pickle=False) as data:
-                reference = {k: data[k] for k in recorded["trace_order"] if k in data.files}
+        reference = _read_reference(trace_path, recorded["trace_order"])
+        if isinstance(reference, str):
+            lines.append(f"  ({reference}: the first op that moved is not known; the verdict "
+                         "stands on the quantities above)")
+        else:
             found = trace(model, recorded["outputs"], inputs, recorded.get("loss"))
             first = first_beyond_rounding(op_table(model.graph), reference, found, exact)
             lines.append(f"  {first or 'every traced op output within rounding'}")
-        else:
-            lines.append(f"  (no trace at {trace_path}: the first op that moved is not known)")
     return lines, verdict != drift.CHANGED
 
 
