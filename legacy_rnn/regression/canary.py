@@ -83,12 +83,18 @@ def ensure_venv(reqs, cache_dir, timeout=3600):
         return python
     os.makedirs(directory, exist_ok=True)
     log = os.path.join(directory, "install.log")
-    steps = [[sys.executable, "-m", "venv", directory],
+    # First a look at the registry (2 s for a version that does not exist, and pip lists the
+    # ones that do), before a venv and gigabytes of downloads.
+    steps = [[sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+              "--ignore-installed", "--quiet", *reqs],
+             [sys.executable, "-m", "venv", directory],
              [python, "-m", "pip", "install", "--quiet", *reqs, *RUNTIME],
              [python, "-m", "pip", "install", "--quiet", "--no-deps", "-e", REPO]]
     for step in steps:
         if _run(step, log, timeout):
-            raise _fail(f"The candidate {' '.join(reqs)} could not be installed (`{' '.join(step[-3:])}` "
+            what = ("a look at the registry (pip install --dry-run)" if "--dry-run" in step
+                    else f"`{' '.join(step[-3:])}`")
+            raise _fail(f"The candidate {' '.join(reqs)} could not be installed ({what} "
                         f"failed; the log is {log}):\n{_tail(log)}\nCheck the version "
                         "specifiers (TensorFlow and tf-keras must share a minor version) and "
                         "that the package registry is reachable.")
