@@ -241,3 +241,57 @@ def test_the_canary_reuses_its_cached_baseline_and_names_the_op_that_moved_in_th
     assert cases[0].get("classname") == "model/model.golden.json"
     assert cases[0].find("failure").get("type") == "CHANGED"
     assert "Tanh_1" in cases[0].find("failure").text
+
+
+def _dense_model(prefix, with_dropout, noise=False):
+    """x -> relu(x W1) -> [dropout(rate 0.5, no seed)] [+ unseeded noise] -> W2: the dropout of a
+    graph saved in training mode."""
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 3], name="x")
+        w1 = tf1.get_variable("w1", [3, 4], initializer=tf1.random_normal_initializer(seed=1))
+        w2 = tf1.get_variable("w2", [4, 2], initializer=tf1.random_normal_initializer(seed=2))
+        h = tf.nn.relu(tf.matmul(x, w1))
+        if with_dropout:
+            h = tf1.nn.dropout(h, rate=0.5, seed=5)
+        if noise:
+            h = h + tf1.random_normal(tf.shape(h), seed=6, name="noise")
+        tf.identity(tf.matmul(h, w2), name="y")
+        with tf1.Session(graph=graph) as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, prefix)
+    # Seeded to build under the suite's op determinism; saved as a graph with no seed is.
+    from tensorflow.core.protobuf import meta_graph_pb2
+    meta = meta_graph_pb2.MetaGraphDef()
+    with open(prefix + ".meta", "rb") as f:
+        meta.ParseFromString(f.read())
+    for node in meta.graph_def.node:
+        if node.op in ("RandomUniform", "RandomStandardNormal") and node.name.split("/")[0] in (
+                "dropout", "noise"):
+            node.attr["seed"].i = node.attr["seed2"].i = 0
+    with open(prefix + ".meta", "wb") as f:
+        f.write(meta.SerializeToString())
+
+
+def test_dropout_left_in_the_saved_graph_passes_through_and_unseeded_noise_is_refused(tmp_path):
+    prefix = str(tmp_path / "dropout.ckpt")
+    _dense_model(prefix, with_dropout=True)
+    fresh, trace = user_model.record(prefix, ["y:0"])
+    assert fresh["neutralised"] == ["dropout dropout passes its input through"]
+    path = str(tmp_path / "dropout.golden.json")
+    user_model.write(path, fresh, trace)
+    # Checked again: unseeded masks would differ on every run (half the units dropped).
+    lines, ok = user_model.check(path)
+    assert ok and "identical" in lines[0]
+    # Independently: numpy of the same weights, no dropout.
+    x = user_model._decode(fresh["inputs"]["x"])
+    reader = tf.train.load_checkpoint(prefix)
+    expected = np.maximum(x @ reader.get_tensor("w1"), 0) @ reader.get_tensor("w2")
+    got = user_model._decode(dict(fresh["quantities"])["output y:0"])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)  # float32 matmul vs numpy
+    # A random op that is not a dropout, with no seed: refused, by name.
+    noisy = str(tmp_path / "noisy.ckpt")
+    _dense_model(noisy, with_dropout=False, noise=True)
+    with pytest.raises(UserError, match=r"random op\(s\) with no seed \(noise/RandomStandard"):
+        user_model.record(noisy, ["y:0"])

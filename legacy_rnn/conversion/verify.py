@@ -81,13 +81,11 @@ def _dropped_value(scope, inside, by_name):
     return None
 
 
-def import_neutralised(meta):
-    """(graph, its GraphView, saver, [what was neutralised]) of the `.meta` file, dropout
-    rewritten away."""
-    meta_graph = metagraph.read_meta(meta)
+def neutralise_dropout(graph_def):
+    """Rewrites each `nn.dropout` of `graph_def` (its functions' bodies included) into an
+    Identity of the value it drops; [what was neutralised]."""
     neutralised = []
-    bodies = [meta_graph.graph_def.node] + [f.node_def for f in
-                                            meta_graph.graph_def.library.function]
+    bodies = [graph_def.node] + [f.node_def for f in graph_def.library.function]
     for nodes in bodies:
         for scope, (output, value) in _dropout_scopes(nodes).items():
             dtype = output.attr["T"].type if "T" in output.attr else None
@@ -99,6 +97,14 @@ def import_neutralised(meta):
             if dtype is not None:
                 output.attr["T"].type = dtype
             neutralised.append(f"dropout {scope} passes its input through")
+    return neutralised
+
+
+def import_neutralised(meta):
+    """(graph, its GraphView, saver, [what was neutralised]) of the `.meta` file, dropout
+    rewritten away."""
+    meta_graph = metagraph.read_meta(meta)
+    neutralised = neutralise_dropout(meta_graph.graph_def)
     graph = tf.Graph()
     with graph.as_default():
         try:

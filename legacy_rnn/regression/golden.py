@@ -284,6 +284,8 @@ def record_user_model(holders):
     with interrupts.deferred():
         user_model.write(output, fresh, trace)
     interrupts.raise_pending("writing the golden file: it was written")
+    for note in fresh["neutralised"]:
+        print(f"golden: {note} (the numbers are of the model as it is evaluated)")
     print(f"golden: recorded {len(fresh['quantities'])} quantities of {checkpoint} "
           f"({len(trace)} traced op outputs) in {output}")
     return 0

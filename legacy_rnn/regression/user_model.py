@@ -18,6 +18,10 @@ Generated inputs: a placeholder whose value indexes an embedding (Gather) gets i
 table's rows, one read as labels by a sparse softmax gets classes within the logits' width, any
 other rank-1 integer placeholder lengths within the time dimension; booleans False, float
 scalars 1.0 (keep probabilities); other floats N(0, 1). Unknown dimensions: batch 4, time 5.
+
+Dropout (`tf.nn.dropout`, found as the converter finds it) passes its input through, as in
+evaluation: it would draw new masks on every run. Any other unseeded random op the record
+depends on is refused.
 """
 import hashlib
 import json
@@ -74,7 +78,7 @@ class Model:
     """The user's graph imported from `prefix.meta`, its variables restored from `prefix`."""
 
     def __init__(self, prefix):
-        from legacy_rnn.conversion import metagraph
+        from legacy_rnn.conversion import metagraph, verify
         meta = metagraph.meta_path(prefix)
         if meta is None:
             raise UserError(f"{prefix}.meta does not exist: golden numbers of a model need the "
@@ -86,6 +90,9 @@ class Model:
                             "its prefix (model.ckpt-100, not model.ckpt-100.index).")
         self.prefix, self.meta = prefix, meta
         meta_graph = metagraph.read_meta(meta)
+        # A dropout draws new masks on every run: the golden numbers are of the model with its
+        # dropout passing its input through, as it is evaluated.
+        self.neutralised = verify.neutralise_dropout(meta_graph.graph_def)
         self.v1 = _needs_v1_control_flow(meta_graph.graph_def)
         self.graph = tf.Graph()
         with self._control_flow(), self.graph.as_default():
@@ -331,6 +338,50 @@ def _train_op(model, name):
     return ops[0] if ops else None
 
 
+RANDOM = ("RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
+          "ParameterizedTruncatedNormal", "Multinomial", "RandomShuffle", "RandomGamma",
+          "RandomPoisson", "RandomPoissonV2")
+
+
+def unseeded_random(graph, fetches):
+    """The names of the stateful random ops with no seed (seed = seed2 = 0) that `fetches`
+    depend on, in the graph or in the functions its ops call: each run of them draws anew."""
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    found, seen, called = [], set(), []
+    frontier = [t.op if hasattr(t, "op") else t for t in fetches]
+
+    def calls(attrs):
+        for value in attrs.values():
+            called.extend([value.func.name] if value.func.name else [])
+            called.extend(f.name for f in value.list.func)
+
+    def unseeded(node_def):
+        return (node_def.op in RANDOM and node_def.attr["seed"].i == 0
+                and node_def.attr["seed2"].i == 0)
+
+    while frontier:
+        op = frontier.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if unseeded(op.node_def):
+            found.append(op.name)
+        calls(op.node_def.attr)
+        frontier.extend(t.op for t in op.inputs)
+        frontier.extend(op.control_inputs)
+    done = set()
+    while called:
+        name = called.pop()
+        if name in done or name not in library:
+            continue
+        done.add(name)
+        for node in library[name].node_def:
+            if unseeded(node):
+                found.append(f"{name}/{node.name}")
+            calls(node.attr)
+    return sorted(found)
+
+
 def _build(model, output_names, loss_name, train_op_name):
     with model._control_flow(), model.graph.as_default():
         outputs = [model.tensor(n, "--outputs") for n in output_names]
@@ -339,6 +390,16 @@ def _build(model, output_names, loss_name, train_op_name):
         grads = tf.compat.v1.gradients(loss, variables) if loss is not None else []
         pairs = [(v, g) for v, g in zip(variables, grads) if g is not None]
         train = _train_op(model, train_op_name)
+    random = unseeded_random(model.graph, outputs + [g for _, g in pairs]
+                             + ([train] if train is not None else []))
+    if random:
+        raise UserError(f"{model.meta}: the outputs, gradients or train step depend on random "
+                        f"op(s) with no seed ({', '.join(random[:4])}"
+                        f"{', ...' if len(random) > 4 else ''}), which draw new values on every "
+                        "run, so no golden number of them can be checked. Dropout built by "
+                        "tf.nn.dropout is passed through already; seed the others (an op seed, "
+                        "or tf.compat.v1.set_random_seed before building the graph) and save "
+                        "the graph again, or name earlier --outputs.")
     return outputs, loss, loss_what, variables, pairs, train
 
 
@@ -462,6 +523,7 @@ def record(prefix, output_names, inputs_npz=None, loss=None, train_op=None):
     return {
         "kind": KIND, "checkpoint": os.path.abspath(prefix), "fingerprint": fingerprint(prefix),
         "outputs": list(output_names), "loss": loss, "train_op": train_op,
+        "neutralised": model.neutralised,
         "inputs": {k: _encode(v) for k, v in inputs.items()},
         "environment": golden.environment(),
         "quantities": [[label, _encode(v)] for label, v in quantities],
