@@ -3,9 +3,12 @@ the TF1 graphs: forward (rtol 1e-6, atol 1e-5) and training (atol 1e-5 per step 
 TF migration guide). The same check for PyTorch: `./run.sh backends --backend=torch`."""
 import sys
 
+import numpy as np
 import pytest
 
+import user_graphs
 from legacy_rnn import experiments
+from legacy_rnn.conversion import whole
 from legacy_rnn.tools import backends
 
 
@@ -26,10 +29,33 @@ def _one_per_twin(cases):
 FAMILIES = _one_per_twin(backends.ZOO_CASES)
 
 
+def _whole_model_cases(directory):
+    """The two user-style graphs of tests/test_whole_model.py translated whole, their graphs'
+    logits (run by hand) the expected values."""
+    rng = np.random.default_rng(5)
+    build = {"lm": user_graphs.build_lm, "tagger": user_graphs.build_tagger}
+    cases = []
+    for name, builder in build.items():
+        prefix = f"{directory}/{name}/model.ckpt"
+        builder(prefix)
+        result = whole.to_keras_model(prefix, ["logits:0"])
+        assert result.ok
+        time = user_graphs.TIME if name == "lm" else 7
+        inputs = {"input_ids" if name == "lm" else "word_ids":
+                  rng.integers(0, user_graphs.VOCAB, (3, time)).astype(np.int32)}
+        if name == "tagger":
+            inputs["sequence_lengths"] = np.array([7, 2, 0], np.int32)
+        (expected,) = user_graphs.run_graph(prefix, ["logits:0"], inputs, v1_loops=name == "lm")
+        cases.append(backends.graph_case(directory, f"whole {name}: logits", result.model,
+                                         inputs, expected))
+    return cases
+
+
 @pytest.fixture(scope="module")
 def jax_report(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("backend_cases"))
-    cases = backends.build_cases(directory, zoo_cases=FAMILIES, train=("mnist_rnn", "imdb_rnn"))
+    cases = backends.build_cases(directory, zoo_cases=FAMILIES, train=("mnist_rnn", "imdb_rnn"),
+                                 extra=_whole_model_cases(directory))
     return cases, backends.run_check(directory, "jax")
 
 
@@ -39,7 +65,9 @@ def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_repor
     assert {c["name"] for c in cases} == set(report["cases"])
     forward = {c["name"] for c in cases if c["kind"] == "forward"}
     assert {f"{name}: logits" for name in experiments.EXPERIMENTS} <= forward
-    assert len(forward) == len(experiments.EXPERIMENTS) + len(FAMILIES)
+    # Whole models translated from a graph (a computed reshape: static shapes on JAX).
+    assert {"whole lm: logits", "whole tagger: logits"} <= forward
+    assert len(forward) == len(experiments.EXPERIMENTS) + len(FAMILIES) + 2
     for name, result in report["cases"].items():
         assert "failed" not in result, (name, result)
         assert result["largest_difference"] <= backends.ATOL, name

@@ -111,7 +111,7 @@ def _with_options(found, view, meta, given):
 
 # --- TF1 -> Keras -------------------------------------------------------------------------------
 
-def read_blocks(checkpoint, given=None):
+def read_blocks(checkpoint, given=None, none_is_fine=False):
     """What `inspect` and `convert` both read: (checkpoint prefix, .meta path or None, other
     variables, [(Found, block with its options, options report)], {today's name: name in the
     checkpoint} of variables saved before TF 1.2 under old names). With a `.meta`, the graph
@@ -125,7 +125,7 @@ def read_blocks(checkpoint, given=None):
         shapes = upgrade.renamed_shapes(shapes, renames)
         meta = None  # its ops read the old names; the options then come from flags or defaults
     view = metagraph.GraphView(metagraph.read_graph(meta)) if meta else None
-    found, others = discover.inspect_shapes(shapes, prefix, view)
+    found, others = discover.inspect_shapes(shapes, prefix, view, none_is_fine)
     return (prefix, meta, others, [(f, *_with_options(f, view, meta, given or {})) for f in found],
             {new: old for old, new in renames.items()})
 
@@ -140,34 +140,39 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
                         "another --output, or pass --overwrite to replace it.")
     prefix, meta, others, read, old_names = read_blocks(checkpoint, given)
     rng = np.random.default_rng(seed)
-    results = []
-    for f, block, options in read:
-        with interrupts.phase(f"converting {f.block.prefix}"):
-            stored = checkpoints.load_tensors(prefix, [old_names.get(n, n) for n in f.variables])
-            weights = {n: stored[old_names.get(n, n)] for n in f.variables}
-            model = zoo.keras_block(block, f.input_size, name=f.name)
-            blocks.to_keras(block, model, weights)
-            checked = verify.against_graph(block, model, prefix, meta, rng) if meta else None
-            if checked is not None:
-                difference, how, neutralised = checked
-                against = f"the user's graph ({os.path.basename(meta)}: {how})"
-                assumed = []
-            else:
-                difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
-                why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
-                       if old_names else "no .meta beside the checkpoint" if not meta else
-                       "the .meta does not show where the block's cells run: neither steps of "
-                       "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
-                       "a fused op over the sequence")
-                against = f"this project's TF1 rebuild of the block ({why})"
-                neutralised = []
-                assumed = sorted(name for name, option in options.items()
-                                 if not option["source"].startswith("the .meta graph"))
-            results.append((BlockResult(f, block, options, against, difference,
-                                        f"{f.name}.keras", neutralised=neutralised,
-                                        assumed=assumed), model))
+    results = [convert_block(f, block, options, prefix, meta, old_names, rng)
+               for f, block, options in read]
     _write(output_dir, results, others, force, prefix)
     return [r for r, _ in results], others
+
+
+def convert_block(f, block, options, prefix, meta, old_names, rng):
+    """(BlockResult, its Keras block with the checkpoint's weights) of one block `read_blocks`
+    found, checked against the user's graph where the `.meta` shows the block, else against
+    this project's rebuild."""
+    with interrupts.phase(f"converting {f.block.prefix}"):
+        stored = checkpoints.load_tensors(prefix, [old_names.get(n, n) for n in f.variables])
+        weights = {n: stored[old_names.get(n, n)] for n in f.variables}
+        model = zoo.keras_block(block, f.input_size, name=f.name)
+        blocks.to_keras(block, model, weights)
+        checked = verify.against_graph(block, model, prefix, meta, rng) if meta else None
+        if checked is not None:
+            difference, how, neutralised = checked
+            against = f"the user's graph ({os.path.basename(meta)}: {how})"
+            assumed = []
+        else:
+            difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
+            why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
+                   if old_names else "no .meta beside the checkpoint" if not meta else
+                   "the .meta does not show where the block's cells run: neither steps of "
+                   "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
+                   "a fused op over the sequence")
+            against = f"this project's TF1 rebuild of the block ({why})"
+            neutralised = []
+            assumed = sorted(name for name, option in options.items()
+                             if not option["source"].startswith("the .meta graph"))
+    return BlockResult(f, block, options, against, difference, f"{f.name}.keras",
+                       neutralised=neutralised, assumed=assumed), model
 
 
 def _write(output_dir, results, others, force, source):

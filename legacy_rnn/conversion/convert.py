@@ -1,6 +1,7 @@
 """Converts TF1 RNN checkpoints to Keras 3, and Keras 3 recurrent models back to TF1.
 
     python -m legacy_rnn.convert --checkpoint=CKPT --output=DIR            # any checkpoint
+    python -m legacy_rnn.convert --checkpoint=CKPT --outputs=logits:0 --output=MODEL.keras
     python -m legacy_rnn.convert --checkpoint=CKPT --model=mnist_birnn --output=OUT.keras
     python -m legacy_rnn.convert --to=tf1 --input=MODEL.keras --output=PREFIX [--scope=...]
 
@@ -8,6 +9,10 @@ Without --model (block mode), every recurrent block of the checkpoint becomes `D
 (inputs `[x [batch, time, input], seqlen [batch] int32]`, the output sequence with zeros past each
 length, as the TF1 driver returns it) and `DIR/blocks.json` says what each is, where each option
 came from and how it was verified (`legacy_rnn/conversion.py`).
+
+With --outputs (whole-model mode), the `.meta` graph from the named outputs back to its
+placeholders becomes one Keras 3 model, its recurrent blocks converted as in block mode and every
+other op translated (`legacy_rnn/conversion/whole.py`), checked end to end against the graph.
 
 With --model, the checkpoint is one of this project's experiments (or the tutorial scripts' own):
 PREFIX is a checkpoint prefix or a directory with a `checkpoint` file; this project's checkpoints
@@ -91,6 +96,14 @@ def define_flags(flag_values=flags.FLAGS):
         "activation": flags.DEFINE_enum("activation", None, list(facts.ACTIVATIONS), "Block "
                                         "mode, without a .meta: the cells' activation (default: "
                                         "tanh).", flag_values=fv),
+        "outputs": flags.DEFINE_list("outputs", None, "Whole-model mode: the output tensors of "
+                                     "the checkpoint's .meta graph (logits:0,...) to translate, "
+                                     "with everything they depend on, into one Keras 3 model "
+                                     "(--output=MODEL.keras).", flag_values=fv),
+        "inputs_npz": flags.DEFINE_string("inputs_npz", None, "Whole-model mode: the inputs to "
+                                          "check the model on ({placeholder name: array}; "
+                                          "default: generated from what the graph allows).",
+                                          flag_values=fv),
         "to": flags.DEFINE_enum("to", "keras", ["keras", "tf1"], "Direction: keras (from a TF1 "
                                 "checkpoint) or tf1 (from a .keras model).", flag_values=fv),
         "input": flags.DEFINE_string("input", None, "--to=tf1: the .keras model to convert.",
@@ -126,6 +139,18 @@ def main(holders, argv):
         return 0
     if value["checkpoint"] is None:
         raise app.UsageError("--checkpoint is required.")
+    if value["outputs"]:
+        if value["model"] is not None:
+            raise app.UsageError("--outputs translates the .meta graph, --model rebuilds one of "
+                                 "this project's experiments: pass one of them.")
+        if not value["output"].endswith(".keras"):
+            raise UserError(f"--output={value['output']} must end in .keras: --outputs writes "
+                            "one Keras 3 model.")
+        if os.path.exists(value["output"]) and not value["overwrite"]:
+            raise UserError(f"{value['output']} exists. Choose another --output, or pass "
+                            "--overwrite.")
+        programs.start_tensorflow()
+        return _whole(value)
     if value["model"] is None:
         programs.start_tensorflow()
         return _blocks(value)
@@ -145,6 +170,35 @@ def main(holders, argv):
     print(f"wrote {value['output']}: {experiment.name}, n_hidden {config.n_hidden}, "
           f"{experiment.input_size(config)} inputs per step, "
           f"{experiment.output_size(config)} outputs")
+    return 0
+
+
+def _whole(value):
+    from legacy_rnn.conversion import whole
+    with interrupts.phase(f"translating {value['checkpoint']}"):
+        result = whole.to_keras_model(value["checkpoint"], value["outputs"],
+                                      value["inputs_npz"])
+    for r in result.blocks:
+        print(f"block {r.block.prefix}/: {r.block.describe()}; largest difference "
+              f"{r.largest_difference:.2e} against {r.verified_against}")
+    ops = ", ".join(f"{k} x{n}" for k, n in sorted(result.translated.items()))
+    print(f"translated ops: {ops}")
+    print(f"variables: {', '.join(result.variables) or 'none'}")
+    for note in result.neutralised:
+        print(f"neutralised: {note}")
+    print(f"inputs: {'; '.join(f'{k} {v}' for k, v in result.inputs.items())}")
+    print(f"largest difference against the graph: outputs {result.forward_difference:.2e}, "
+          f"gradients {result.gradient_difference:.2e} (tolerance {facts.TOLERANCE:g})")
+    if not result.ok:
+        print("convert: the translated model does not compute what the graph computes; nothing "
+              "was written. Please report the graph's ops above (a translation this tool got "
+              "wrong), or name earlier --outputs to find the op where they part.",
+              file=sys.stderr)
+        return 1
+    with interrupts.phase(f"writing {value['output']}"):
+        whole.write(result, value["checkpoint"], value["outputs"], value["output"])
+    print(f"wrote {value['output']} and {value['output']}.json (load it after `import "
+          "legacy_rnn.keras_graph`)")
     return 0
 
 

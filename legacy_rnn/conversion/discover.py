@@ -201,20 +201,21 @@ def not_converted(names):
     return out
 
 
-def inspect_shapes(shapes, source, view=None):
-    """(blocks, other variables with guesses); UserError if nothing recurrent is there."""
+def inspect_shapes(shapes, source, view=None, none_is_fine=False):
+    """(blocks, other variables with guesses); UserError if nothing recurrent is there (unless
+    `none_is_fine`: a whole model may have no recurrent block)."""
     found, rest = discover(shapes, view)
     unknown = not_converted(rest)
     others = [{"name": n, "shape": list(s),
                "guess": next((f"{what}: not converted yet" for what, names in unknown.items()
                               if n in names), None) or guess(n, s, shapes)}
               for n, s in sorted(rest.items())]
-    if not found and unknown:
+    if not found and unknown:  # cells it cannot convert, whole model or not
         held = "; ".join(f"{what} ({len(names)} variables, e.g. {names[0]})"
                          for what, names in unknown.items())
         raise UserError(f"{source} holds {held}. This tool does not convert that kind of cell "
                         "yet (docs/migration.md lists what it converts); nothing was written.")
-    if not found:
+    if not found and not none_is_fine:
         listed = ", ".join(f"{n} {list(s)}" for n, s in sorted(shapes.items())[:10])
         raise UserError(f"{source} holds no recurrent layer this tool recognises: no set of "
                         "variables has the names and shapes of a "

@@ -6,7 +6,9 @@ not installed (its import is blocked before Keras is imported).
 `legacy_rnn.backends` writes CASES_DIR with TensorFlow (the TF1 graphs' outputs and training
 losses, the converted `.keras` files) and reads the report. Each case in `CASES_DIR/cases.json`:
 
-- `forward`: load `file`, call it on the saved inputs, largest |Keras - TF1| difference;
+- `forward`: load `file`, call it on the saved inputs (a dict by `input_names` where the case
+  has them: a whole model translated from a graph; its output number `output`), largest
+  |Keras - TF1| difference;
 - `train`: load `file`, compile with Adam(learning_rate, epsilon=1e-8) (TF1's AdamOptimizer) and
   the loss of the experiment's `head` (softmax or sigmoid cross-entropy on logits, or MSE),
   `train_on_batch` on each saved batch; the losses (each before its update, as TF1's
@@ -28,9 +30,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from legacy_rnn import keras_cells  # noqa: E402,F401  (registers the cells the files use)
+from legacy_rnn import keras_graph  # noqa: E402,F401  (and a translated model's ops)
 
 
-def _inputs(data, prefix):
+def _inputs(data, prefix, names=None):
+    if names:  # a whole model translated from a graph takes {placeholder: array}
+        return {name: data[f"{prefix}{name}"] for name in names}
     keys = sorted(k for k in data.files if k.startswith(prefix))
     arrays = [data[k] for k in keys]
     return arrays if len(arrays) > 1 else arrays[0]
@@ -39,7 +44,9 @@ def _inputs(data, prefix):
 def forward(case, directory):
     model = keras.saving.load_model(os.path.join(directory, case["file"]))
     data = np.load(os.path.join(directory, case["data"]))
-    out = np.asarray(keras.ops.convert_to_numpy(model(_inputs(data, "in_"))))
+    out = model(_inputs(data, "in_", case.get("input_names")))
+    out = np.asarray(keras.ops.convert_to_numpy(out[case.get("output", 0)] if isinstance(
+        out, (list, tuple)) else out))
     expected = data["expected"]
     np.testing.assert_allclose(out, expected, rtol=case["rtol"], atol=case["atol"])
     return {"largest_difference": float(np.max(np.abs(out - expected)))}

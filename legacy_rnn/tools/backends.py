@@ -133,11 +133,25 @@ def _training_case(directory, rng, name="mnist_birnn"):
              "head": experiment.head}]
 
 
-def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",)):
+def graph_case(directory, name, model, inputs, expected, output=0):
+    """A forward case of a model translated from a TF1 graph (`conversion.whole`): `model`
+    saved as `<name>.keras`, called on {input name: array}, against the graph's `expected`."""
+    file = name.replace(" ", "_").replace(":", "") + ".keras"
+    model.save(os.path.join(directory, file))
+    data = file[:-len(".keras")] + ".npz"
+    np.savez(os.path.join(directory, data), **{f"in_{k}": v for k, v in inputs.items()},
+             expected=expected)
+    return {"name": name, "kind": "forward", "file": file, "data": data, "rtol": RTOL,
+            "atol": ATOL, "input_names": sorted(inputs), "output": output}
+
+
+def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",), extra=()):
     """Writes the cases (files, inputs, TF1 outputs and losses) and `cases.json`: every
-    experiment, `zoo_cases`, and TRAIN_STEPS Adam steps of each experiment in `train`."""
+    experiment, `zoo_cases`, TRAIN_STEPS Adam steps of each experiment in `train`, and the
+    `extra` cases already written (`graph_case`)."""
     rng = np.random.default_rng(seed)
-    cases = _experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
+    cases = (_experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
+             + list(extra))
     for name in train:
         cases += _training_case(directory, rng, name)
     with open(os.path.join(directory, "cases.json"), "w") as f:

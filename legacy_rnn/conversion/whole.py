@@ -1,0 +1,482 @@
+"""A whole TF1 model (`.meta` graph + checkpoint) -> one Keras 3 functional model, proven end to
+end against the user's graph.
+
+    python -m legacy_rnn.convert --checkpoint=CKPT --outputs=NAME[,NAME] --output=model.keras
+
+The walk starts at the named output tensors and goes back to the placeholders. Each recurrent
+block (`blockwise.read_blocks`: found from the variables, its options from the graph) is first
+converted and checked on its own (`blockwise.convert_block`); where the walk reaches the tensor
+its `dynamic_rnn` loop writes, the block's Keras layers take the place of the loop, fed the
+translation of the tensor the loop reads and of its lengths. Every other op becomes a
+`keras_graph.GraphOp` (the op's function in `keras.ops`) and every variable or constant a
+`keras_graph.GraphVariable` holding its value. An op outside `keras_graph.OPS` is refused with
+its name, its type and the path from the output to it.
+
+The model is then run beside the imported graph (dropout passed through, as the converter does
+everywhere) on generated inputs (`regression.user_model.generate_inputs`: ids within their
+embedding, labels within the logits, lengths within the time dimension) or the user's
+`--inputs_npz`: the outputs, and the gradients of `sum(output * fixed weights)` with respect to
+every variable the model holds, must agree within `TOLERANCE`; else nothing is written.
+
+Not translated yet (refused with a paragraph): blocks run by `static_rnn` /
+`static_bidirectional_rnn` (their unrolled steps), the final states of a `dynamic_rnn` (its Exit
+tensors), control flow other than the blocks' loops.
+"""
+import collections
+import dataclasses
+import os
+import zlib
+
+import numpy as np
+
+from legacy_rnn import keras_cells, lazy
+from legacy_rnn.errors import UserError
+from legacy_rnn.facts import TOLERANCE
+
+tf = lazy.module("tensorflow")
+keras = lazy.module("keras")
+
+# Inputs TF1 gives as tensors that the translation needs as constants: {op: {index: attribute}}
+# (-1: the last input). Reshape's shape may also be computed (then it stays an input).
+STATIC_INPUTS = {
+    "Transpose": {1: "perm"}, "ConcatV2": {-1: "axis"}, "ExpandDims": {1: "dim"},
+    "GatherV2": {2: "axis"}, "StridedSlice": {1: "begin", 2: "end", 3: "strides"},
+    "Mean": {1: "axis"}, "Sum": {1: "axis"}, "Max": {1: "axis"}, "Prod": {1: "axis"},
+    "ArgMax": {1: "axis"}, "Reshape": {1: "shape"},
+}
+ATTRIBUTES = {
+    "MatMul": ("transpose_a", "transpose_b"), "BatchMatMulV2": ("adj_x", "adj_y"),
+    "Cast": ("DstT",), "Shape": ("out_type",), "Pack": ("axis",), "Unpack": ("num", "axis"),
+    "StridedSlice": ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
+                     "shrink_axis_mask"),
+    "Squeeze": ("squeeze_dims",), "GatherV2": ("batch_dims",), "ResourceGather": ("batch_dims",),
+    "ReverseSequence": ("seq_dim", "batch_dim"), "Range": ("Tidx",),
+    "Mean": ("keep_dims",), "Sum": ("keep_dims",), "Max": ("keep_dims",), "Prod": ("keep_dims",),
+    "ArgMax": ("output_type",),
+}
+VARIABLES = ("VariableV2", "Variable", "VarHandleOp")
+LOOP_OPS = ("Enter", "Exit", "NextIteration", "Merge", "Switch", "LoopCond", "While",
+            "StatelessWhile")
+
+
+def _keras_name(tf_name):
+    return tf_name.replace("/", "__").replace(":", "_")
+
+
+def _json(value):
+    """An op attribute as a JSON value."""
+    if isinstance(value, tf.dtypes.DType):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclasses.dataclass
+class Boundary:
+    """Where a converted block takes the place of a dynamic_rnn loop: the loop's time-major
+    input and lengths, the block's layers of one half."""
+    block_name: str
+    model: object
+    block: object
+    half: str
+    first: int
+    last: int
+    x: object  # the loop's time-major input tensor
+    lengths: object  # its sequence-length tensor or None
+
+
+class Translator:
+    """The walk from the outputs back to the placeholders, building Keras tensors."""
+
+    def __init__(self, graph, sess, boundaries, block_variables, placeholders):
+        self.graph, self.sess = graph, sess
+        self.boundaries = boundaries  # {loop output tensor name: Boundary}
+        self.block_variables = block_variables  # {variable name: block prefix}
+        for op in placeholders:
+            if not op.outputs[0].shape.rank:
+                raise UserError(f"The placeholder {op.name} has no batch dimension (shape "
+                                f"{op.outputs[0].shape}): a Keras model's inputs are batches. "
+                                "Name outputs that do not depend on it, or give it a default "
+                                "(tf.compat.v1.placeholder_with_default) in the graph.")
+        self.inputs = {op.name: keras.Input(tuple(op.outputs[0].shape.as_list()[1:]),
+                                            dtype=op.outputs[0].dtype.name,
+                                            name=_keras_name(op.name))
+                       for op in placeholders}
+        self.anchor = next(iter(self.inputs.values()), None)
+        self.values, self.variables, self.layers = {}, {}, {}
+        self.translated = collections.Counter()
+        self.blocks_used = []
+
+    def value(self, tensor, path):
+        if tensor.name not in self.values:
+            self.values[tensor.name] = self._translate(tensor, path + [tensor.op.name])
+        return self.values[tensor.name]
+
+    # --- one tensor ---
+
+    def _translate(self, tensor, path):
+        op = tensor.op
+        if tensor.name in self.boundaries:
+            return self._block(self.boundaries[tensor.name], path)
+        if op.type == "Placeholder" and op.name in self.inputs:
+            return self.inputs[op.name]
+        if op.type == "PlaceholderWithDefault":  # the value the graph runs with when not fed
+            return self.value(op.inputs[0], path)
+        variable = self._variable_of(tensor)
+        if variable is not None:
+            return self._variable(variable, tensor)
+        if op.type == "Const":
+            return self._constant(op)
+        if op.type in LOOP_OPS or "/while/" in op.name + "/":
+            raise self._refusal(op, path, "it is part of a loop that is not a recurrent block's "
+                                "output: the final state of a dynamic_rnn (its Exit tensors) and "
+                                "other loops are not translated yet")
+        from legacy_rnn import keras_graph
+        if op.type not in keras_graph.OPS:
+            raise self._refusal(op, path, "this translator does not know it")
+        static = STATIC_INPUTS.get(op.type, {})
+        attrs, dynamic, constants = {}, [], {}
+        n = len(op.inputs)
+        for i, source in enumerate(op.inputs):
+            key = static.get(i, static.get(i - n))
+            constant = tf.get_static_value(source) if self._foldable(source) else None
+            if key and constant is not None:
+                attrs[key] = _json(constant)
+            elif key and op.type != "Reshape":
+                raise self._refusal(op, path, f"its {key} is computed, not a constant")
+            elif constant is not None and constant.dtype.kind in "iub" and constant.size <= 64:
+                constants[len(dynamic) + len(constants)] = {"value": constant.tolist(),
+                                                            "dtype": constant.dtype.name}
+            else:
+                dynamic.append(self.value(source, path))
+        for name in ATTRIBUTES.get(op.type, ()):
+            if name in op.node_def.attr:
+                attrs[name] = _json(op.get_attr(name))
+        if op.type == "Reshape" and "shape" not in attrs and dynamic_shape_is_known(op):
+            attrs["shape"] = [d if d is not None else -1 for d in op.outputs[0].shape.as_list()]
+            dynamic, constants = dynamic[:1], {}
+        if not dynamic:  # every input a constant, yet not folded: not an op this walk meets
+            raise self._refusal(op, path, "all its inputs are constants")
+        self.translated[op.type] += 1
+        specs = [(t.shape.as_list() if t.shape.rank is not None else None, t.dtype.name)
+                 for t in op.outputs]
+        layer = keras_graph.GraphOp(op.type, attrs, outputs=len(op.outputs),
+                                    constants=constants, output_specs=specs,
+                                    name=_keras_name(op.name))
+        out = layer(dynamic if len(dynamic) > 1 else dynamic[0])
+        return out[tensor.value_index] if len(op.outputs) > 1 else out
+
+    def _foldable(self, tensor):
+        """Whether `tensor`'s value is a constant of the graph (not a variable's, which a model
+        trains, nor one computed from a placeholder)."""
+        return self._variable_of(tensor) is None and tensor.op.type not in (
+            "Placeholder", "PlaceholderWithDefault")
+
+    def _variable_of(self, tensor):
+        """The variable op a tensor reads (a VariableV2, its `/read`, a resource variable's
+        ReadVariableOp, the handle itself), or None."""
+        op = tensor.op
+        if op.type in VARIABLES:
+            return op
+        if op.type in ("Identity", "ReadVariableOp") and op.inputs and \
+                op.inputs[0].op.type in VARIABLES:
+            return op.inputs[0].op
+        return None
+
+    def _variable(self, variable, tensor, path=()):
+        name = variable.name
+        if name in self.block_variables:
+            raise self._refusal(tensor.op, list(path) + [tensor.op.name],
+                                f"it reads {name}, a variable of the recurrent block "
+                                f"{self.block_variables[name]}/ outside the dynamic_rnn loop "
+                                "that is replaced (the block ran with static_rnn, whose "
+                                "unrolled steps are not translated yet)")
+        if name not in self.variables:
+            read = tensor if tensor.dtype != tf.resource else None
+            value = self.sess.run(read if read is not None else
+                                  variable.graph.get_tensor_by_name(_read_of(variable)))
+            trainable = name in {v.op.name for v in self.graph.get_collection(
+                tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)}
+            from legacy_rnn import keras_graph
+            layer = keras_graph.GraphVariable(value.shape, value.dtype.name,
+                                              trainable=trainable, name=_keras_name(name))
+            layer.value.assign(value)
+            self.variables[name] = (layer, layer(self.anchor))
+        return self.variables[name][1]
+
+    def _constant(self, op):
+        from legacy_rnn import keras_graph
+        value = tf.make_ndarray(op.get_attr("value"))
+        key = f"const:{op.name}"
+        if key not in self.variables:
+            layer = keras_graph.GraphVariable(value.shape, value.dtype.name, trainable=False,
+                                              name=_keras_name(op.name))
+            layer.value.assign(value)
+            self.variables[key] = (layer, layer(self.anchor))
+        return self.variables[key][1]
+
+    def _block(self, boundary, path):
+        """The block's Keras layers in place of one dynamic_rnn loop (time-major in and out, as
+        the loop's own tensors are), as a model of its own: `<block>_<half>`."""
+        from legacy_rnn import keras_graph
+        x = keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
+                                name=_keras_name(boundary.x.op.name) + "__batch_major")(
+            self.value(boundary.x, path))
+        lengths = (self.value(boundary.lengths, path) if boundary.lengths is not None else None)
+        if lengths is not None and boundary.lengths.dtype != tf.int32:
+            lengths = keras_graph.GraphOp("Cast", {"DstT": "int32"}, name=_keras_name(
+                boundary.lengths.op.name) + "__int32")(lengths)
+        half = _half_model(boundary, x.shape[-1], lengths is not None)
+        out = half([x, lengths] if lengths is not None else x)
+        self.blocks_used.append(boundary)
+        return keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
+                                   name=half.name + "__time_major")(out)
+
+    def _refusal(self, op, path, why):
+        shown = path if len(path) <= 8 else path[:4] + ["..."] + path[-3:]
+        return UserError(
+            f"{op.name} ({op.type}) cannot be translated: {why}. It sits on the path "
+            f"{' <- '.join(shown)} from the output back to the inputs. Name an earlier output "
+            "with --outputs (one computed before this op), or convert the recurrent blocks "
+            "alone (convert --checkpoint=CKPT --output=DIR, without --outputs). Translated: "
+            f"{', '.join(sorted(_known_ops()))}.")
+
+
+def _half_model(boundary, input_size, with_lengths):
+    """One half (levels first..last) of a converted block: `[x, lengths]` (or `x`) -> its
+    outputs, zeros past each length, as the loop writes them."""
+    x = keras.Input((None, input_size), name="x")
+    lengths = keras.Input((), dtype="int32", name="seqlen") if with_lengths else None
+    mask = keras_cells.length_mask(x, lengths) if with_lengths else None
+    levels = boundary.block.levels if boundary.half == "fw" else boundary.block.backward_levels
+    out = x
+    for k in range(boundary.first, boundary.last + 1):
+        step, *_ = boundary.model.get_layer(f"{boundary.half}_{k}")(out, mask=mask)
+        out = keras.ops.add(step, out) if levels[k].residual else step
+    if with_lengths:
+        out = keras_cells.zero_past_length(out, lengths)
+    return keras.Model([x, lengths] if with_lengths else x, out,
+                       name=f"{boundary.block_name}_{boundary.half}_{boundary.first}_"
+                            f"{boundary.last}")
+
+
+def _known_ops():
+    from legacy_rnn import keras_graph
+    return keras_graph.OPS
+
+
+def _read_of(handle_op):
+    """The name of a ReadVariableOp of a resource variable (the tensor holding its value)."""
+    for consumer in handle_op.outputs[0].consumers():
+        if consumer.type == "ReadVariableOp":
+            return consumer.outputs[0].name
+    raise UserError(f"The variable {handle_op.name} is never read in the graph.")
+
+
+def dynamic_shape_is_known(op):
+    """Whether a Reshape's computed shape is known to the graph's shape inference with at most
+    one unknown dimension (then it becomes a constant with -1 there)."""
+    shape = op.outputs[0].shape
+    return shape.rank is not None and sum(d is None for d in shape.as_list()) <= 1
+
+
+# --- The whole conversion ----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class WholeResult:
+    model: object
+    blocks: list  # [BlockResult]
+    translated: dict  # {op type: count}
+    variables: list
+    forward_difference: float
+    gradient_difference: float
+    inputs: dict  # {placeholder: description}
+    neutralised: list
+
+    @property
+    def ok(self):
+        return max(self.forward_difference, self.gradient_difference) <= TOLERANCE
+
+    def record(self, checkpoint, outputs):
+        return {"checkpoint": checkpoint, "outputs": outputs, "tolerance": TOLERANCE,
+                "load_with": "legacy_rnn.keras_graph",
+                "inputs": self.inputs, "blocks": [b.record() for b in self.blocks],
+                "ops_translated": self.translated, "variables": self.variables,
+                "largest_difference": {"outputs": self.forward_difference,
+                                       "gradients": self.gradient_difference},
+                "verified_against": "the user's graph (the .meta), dropout passed through",
+                "neutralised": self.neutralised}
+
+
+def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
+    """(WholeResult) of the TF1 model at `checkpoint` up to `output_names`, checked end to end."""
+    from legacy_rnn.conversion import blockwise, metagraph
+    from legacy_rnn.regression import user_model
+    prefix, meta, _, read, old_names = blockwise.read_blocks(checkpoint, none_is_fine=True)
+    if meta is None:
+        raise UserError(f"{prefix}.meta does not exist"
+                        + (" (or reads pre-TF-1.2 names)" if old_names else "")
+                        + ": a whole model is translated from its graph. Without it, convert "
+                        "the recurrent blocks alone (convert --checkpoint=CKPT --output=DIR).")
+    rng = np.random.default_rng(seed)
+    blocks = [blockwise.convert_block(f, block, options, prefix, meta, old_names, rng)
+              for f, block, options in read]
+    failed = [r.block.prefix for r, _ in blocks if not r.ok]
+    if failed:
+        raise UserError(f"The recurrent block(s) {', '.join(failed)} failed their own check "
+                        "against the graph; nothing was written. Run convert without --outputs "
+                        "to see the block report.")
+    model = user_model.Model(prefix)
+    graph = model.graph
+    with graph.as_default():
+        outputs = [model.tensor(n, "--outputs") for n in output_names]
+    boundaries, block_variables = {}, {}
+    for result, keras_block in blocks:
+        for name in result.found.variables:
+            block_variables[name] = result.block.prefix
+        for scope, half, first, last in metagraph.dynamic_scopes(result.block):
+            found = metagraph.driver_tensors(graph, scope)
+            if found is None:
+                continue
+            x, lengths, out = found
+            boundaries[out.name] = Boundary(result.found.name, keras_block, result.block, half,
+                                            first, last, x, lengths)
+    placeholders = _placeholders(outputs, boundaries)
+    inputs = (user_model.read_inputs_npz(inputs_npz, placeholders) if inputs_npz else
+              user_model.generate_inputs(model, placeholders))
+    # The variables' values are read in a session of their own: the gradients built later
+    # extend a TF2 while loop with outputs, which a session that has run it refuses. Not
+    # `with sess:` (that would make the user's graph the default one, where Keras 3 would
+    # create its variables and run its eager calls).
+    sess = model.session()
+    try:
+        translator = Translator(graph, sess, boundaries, block_variables, placeholders)
+        if translator.anchor is None:
+            raise UserError(f"The outputs {', '.join(output_names)} depend on no placeholder: "
+                            "nothing to translate into a model's inputs.")
+        keras_outputs = [translator.value(t, []) for t in outputs]
+    finally:
+        sess.close()
+    keras_model = keras.Model({_keras_name(n): t for n, t in translator.inputs.items()},
+                              keras_outputs if len(keras_outputs) > 1 else keras_outputs[0],
+                              name="tf1_model")
+    forward, gradient = _compare(model, outputs, translator, keras_model, inputs)
+    described = {op.name: _describe(op, inputs[op.name]) for op in placeholders}
+    return WholeResult(keras_model, [r for r, _ in blocks], dict(translator.translated),
+                       sorted(k for k in translator.variables if not k.startswith("const:")),
+                       forward, gradient, described, model.neutralised)
+
+
+def _placeholders(outputs, boundaries):
+    """The placeholders the outputs depend on, the replaced loops seen as their inputs."""
+    seen, found = set(), {}
+    frontier = [t for t in outputs]
+    while frontier:
+        tensor = frontier.pop()
+        if tensor.name in seen:
+            continue
+        seen.add(tensor.name)
+        if tensor.name in boundaries:
+            b = boundaries[tensor.name]
+            frontier += [b.x] + ([b.lengths] if b.lengths is not None else [])
+            continue
+        op = tensor.op
+        if op.type in ("Placeholder", "PlaceholderWithDefault"):
+            if op.type == "Placeholder":
+                found[op.name] = op
+            else:
+                frontier.append(op.inputs[0])
+            continue
+        frontier += list(op.inputs)
+    return [found[k] for k in sorted(found)]
+
+
+def _describe(op, value):
+    return f"{op.outputs[0].dtype.name} {list(op.outputs[0].shape)} (checked with shape " \
+           f"{list(np.shape(value))})"
+
+
+def _compare(model, outputs, translator, keras_model, inputs):
+    """(largest output difference, largest gradient difference) between the imported graph and
+    the Keras model on `inputs`. The gradients are of sum(output * fixed weights) with respect
+    to every variable the Keras model holds: its GraphVariables and the blocks' weights (mapped
+    to their TF1 names by the block's own weight conversion)."""
+    from legacy_rnn.zoo import blocks
+    with tf.GradientTape() as tape:
+        got = keras_model({_keras_name(name): inputs[name] for name in translator.inputs})
+        got = got if isinstance(got, (list, tuple)) else [got]
+        floating = [i for i, t in enumerate(outputs) if t.dtype.is_floating]
+        weights = [np.random.default_rng(zlib.crc32(outputs[i].name.encode())).normal(
+            size=np.shape(got[i])).astype(np.float32) for i in floating]
+        keras_loss = (tf.add_n([tf.reduce_sum(tf.cast(got[i], tf.float32) * w)
+                                for i, w in zip(floating, weights)]) if floating else None)
+    trainable = {name: layer.value for name, (layer, _) in translator.variables.items()
+                 if not name.startswith("const:") and layer.trainable}
+    used = {id(b.block): b for b in translator.blocks_used}.values()
+    block_layers = [(b, f"{half}_{k}", b.model.get_layer(f"{half}_{k}"))
+                    for b in used for half in b.block.runner.halves
+                    for k in range(len(b.block.levels))]
+    found = {}
+    if keras_loss is not None:
+        own, layer_grads = tape.gradient(keras_loss, (list(trainable.values()), [
+            list(layer.trainable_weights) for _, _, layer in block_layers]))
+        found = dict(zip(trainable, own))
+        by_block = {}
+        for (b, name, _), grads in zip(block_layers, layer_grads):
+            by_block.setdefault(id(b.block), (b.block, {}))[1][name] = [np.asarray(g)
+                                                                        for g in grads]
+        for block, grads in by_block.values():
+            found.update(blocks.from_keras(block, grads, gradients=True))
+    # The graph's side: its loss built with the same weights (fed), before a session runs it.
+    with model._control_flow(), model.graph.as_default():
+        fed = [tf.compat.v1.placeholder(tf.float32, w.shape) for w in weights]
+        names = sorted(found)
+        graph_grads = []
+        if fed:
+            loss = tf.add_n([tf.reduce_sum(tf.cast(outputs[i], tf.float32) * w)
+                             for i, w in zip(floating, fed)])
+            graph_grads = tf.compat.v1.gradients(
+                loss, [model.graph.get_operation_by_name(n).outputs[0] for n in names])
+    pairs = [(n, g) for n, g in zip(names, graph_grads) if g is not None]
+    feeds = {model.graph.get_tensor_by_name(n + ":0"): v for n, v in inputs.items()}
+    feeds.update(zip(fed, weights))
+    with model.session() as sess:
+        original, expected = sess.run([outputs, [g for _, g in pairs]], feeds)
+    forward = max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+                  if np.size(a) else 0.0 for a, b in zip(original, got))
+    gradient = 0.0
+    for (name, _), value in zip(pairs, expected):
+        mine = found[name]
+        value = _dense(value)
+        mine = np.zeros(np.shape(value)) if mine is None else np.asarray(
+            tf.convert_to_tensor(mine))
+        gradient = max(gradient, float(np.max(np.abs(value - mine))))
+    unmatched = [n for n, g in zip(names, graph_grads) if g is None and found[n] is not None
+                 and np.any(np.asarray(tf.convert_to_tensor(found[n])))]
+    if unmatched:  # the Keras model depends on a variable the graph's outputs do not
+        gradient = float("inf")
+    return forward, gradient
+
+
+def _dense(value):
+    if hasattr(value, "indices"):
+        dense = np.zeros(value.dense_shape, value.values.dtype)
+        np.add.at(dense, value.indices, value.values)
+        return dense
+    return value
+
+
+def write(result, checkpoint, outputs, output):
+    """The model (atomically) and `output`.json beside it."""
+    from legacy_rnn import atomic
+    from legacy_rnn.conversion.convert import save_atomically
+    save_atomically(result.model, output)
+    atomic.write_json(output + ".json", result.record(checkpoint, outputs))
+    return os.path.abspath(output)

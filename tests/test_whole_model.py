@@ -1,0 +1,91 @@
+"""Whole TF1 models (`.meta` + checkpoint) translated into one Keras 3 model
+(`legacy_rnn/conversion/whole.py`), each in the shape of a public program: the PTB word LM
+(embedding -> 2-layer LSTM with forget_bias 0.0 -> reshape -> softmax_w/softmax_b, written with TF1
+control flow as TF 1.x wrote it) and a tagger (embedding -> bidirectional_dynamic_rnn with
+lengths -> concat -> projection). The expected numbers are the user's graph, imported and run by
+hand here (not through the translator); a planted misread of one op is caught by the converter's
+own end-to-end check; an op outside the translated set is refused with its place in the graph."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legacy_rnn import keras_graph
+from legacy_rnn.conversion import whole
+from legacy_rnn.errors import UserError
+from legacy_rnn.facts import TOLERANCE
+import user_graphs
+from user_graphs import TIME, VOCAB, build_lm, build_tagger, run_graph, tf1
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("lm") / "model.ckpt")
+    build_lm(prefix)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("tagger") / "model.ckpt")
+    build_tagger(prefix)
+    return prefix
+
+
+def test_a_ptb_style_lm_translates_whole_and_equals_its_graph(lm, tmp_path):
+    result = whole.to_keras_model(lm, ["logits:0", "probabilities:0"])
+    print("lm", result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok and result.forward_difference <= TOLERANCE
+    assert result.gradient_difference <= TOLERANCE
+    # The block's option read from the graph, not TF1's default of 1.0.
+    (block,) = result.blocks
+    assert block.options["forget_bias"]["value"] == 0.0
+    assert {"GatherV2", "Reshape", "MatMul", "BiasAdd", "Softmax"} <= set(result.translated)
+    assert result.variables == ["embedding", "softmax_b", "softmax_w"]
+    # Independently: the graph run by hand, and the model file loaded back in safe mode.
+    path = whole.write(result, lm, ["logits:0", "probabilities:0"], str(tmp_path / "lm.keras"))
+    import keras
+    loaded = keras.saving.load_model(path)
+    ids = np.random.default_rng(0).integers(0, VOCAB, (3, TIME)).astype(np.int32)
+    logits, probabilities = run_graph(lm, ["logits:0", "probabilities:0"], {"input_ids": ids},
+                                      v1_loops=True)
+    got_logits, got_probabilities = loaded({"input_ids": ids})
+    np.testing.assert_allclose(np.asarray(got_logits), logits, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(np.asarray(got_probabilities), probabilities, atol=TOLERANCE,
+                               rtol=0)
+
+
+def test_a_bilstm_tagger_with_lengths_and_a_computed_shape_translates_whole(tagger):
+    result = whole.to_keras_model(tagger, ["logits:0"])
+    print("tagger", result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    assert {"ResourceGather", "ReverseSequence", "ConcatV2", "Shape", "StridedSlice",
+            "Pack"} <= set(result.translated)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, VOCAB, (4, 7)).astype(np.int32)  # a time the graph was not built for
+    lengths = np.array([7, 3, 0, 5], np.int32)
+    (expected,) = run_graph(tagger, ["logits:0"], {"word_ids": ids, "sequence_lengths": lengths})
+    got = np.asarray(result.model({"word_ids": ids, "sequence_lengths": lengths}))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+
+
+def test_a_planted_misread_of_one_op_is_caught_by_the_end_to_end_check(tagger, monkeypatch):
+    # ReverseSequence read as a plain reverse of the whole time axis (padding reversed too):
+    # equal on full-length rows, wrong on the short ones the generated lengths include.
+    monkeypatch.setitem(keras_graph.OPS, "ReverseSequence",
+                        lambda inputs, attrs: keras_graph.ops.flip(inputs[0], axis=1))
+    result = whole.to_keras_model(tagger, ["logits:0"])
+    assert not result.ok and result.forward_difference > 100 * TOLERANCE
+
+
+def test_an_op_outside_the_translated_set_is_refused_with_its_place(tmp_path):
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf1.placeholder(tf.float32, [None, 3], name="x")
+        w = tf1.get_variable("w", [3, 2], initializer=tf1.ones_initializer())
+        tf.identity(tf.math.cumsum(tf.matmul(x, w), axis=1) * 2.0, name="y")
+        user_graphs.save(graph, prefix)
+    with pytest.raises(UserError, match=r"Cumsum \(Cumsum\) cannot be translated: this "
+                                         r"translator does not know it\. It sits on the path "
+                                         r"y <- mul <- Cumsum from the output"):
+        whole.to_keras_model(prefix, ["y:0"])

@@ -1,0 +1,75 @@
+"""TF1 graphs in the shape of public programs, saved with their `.meta` as a user's program
+would save them (`tests/test_whole_model.py`, `tests/test_backends.py`)."""
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+VOCAB, EMBED, UNITS, TIME, TAGS = 13, 4, 5, 6, 3
+
+
+def save(graph, prefix):
+    with tf1.Session(graph=graph) as sess:
+        sess.run(tf1.global_variables_initializer())
+        tf1.train.Saver().save(sess, prefix)
+
+
+def build_lm(prefix, v1_loops=True):
+    """The PTB tutorial's model in miniature: forget_bias 0.0 (the tutorial's), two layers."""
+    if v1_loops:  # and ref variables (VariableV2, `/read`): the graph TF 1.x wrote
+        tf1.disable_control_flow_v2()
+        tf1.disable_resource_variables()
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(1)
+            ids = tf1.placeholder(tf.int32, [None, TIME], name="input_ids")
+            embedding = tf1.get_variable("embedding", [VOCAB, EMBED])
+            x = tf.nn.embedding_lookup(embedding, ids)
+            cells = [tf1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=0.0) for _ in range(2)]
+            out, _ = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.MultiRNNCell(cells), x,
+                                        dtype=tf.float32)
+            flat = tf.reshape(out, [-1, UNITS])
+            w = tf1.get_variable("softmax_w", [UNITS, VOCAB])
+            b = tf1.get_variable("softmax_b", [VOCAB])
+            logits = tf1.nn.xw_plus_b(flat, w, b)
+            tf.reshape(logits, [-1, TIME, VOCAB], name="logits")
+            tf.nn.softmax(logits, name="probabilities")
+            save(graph, prefix)
+    finally:
+        tf1.enable_control_flow_v2()
+        tf1.enable_resource_variables()
+
+
+def build_tagger(prefix):
+    """An NER tagger's word level: ids and lengths, a BiLSTM over a dynamic time, concat, and a
+    projection through a reshape whose shape is computed from the time dimension."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(2)
+        ids = tf1.placeholder(tf.int32, [None, None], name="word_ids")
+        lengths = tf1.placeholder(tf.int32, [None], name="sequence_lengths")
+        embedding = tf1.get_variable("words/embedding", [VOCAB, EMBED])
+        x = tf.nn.embedding_lookup(embedding, ids)
+        fw = tf1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=0.5)
+        bw = tf1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=0.5)
+        (out_fw, out_bw), _ = tf1.nn.bidirectional_dynamic_rnn(
+            fw, bw, x, sequence_length=lengths, dtype=tf.float32)
+        out = tf.concat([out_fw, out_bw], axis=-1)
+        steps = tf.shape(out)[1]
+        flat = tf.reshape(out, [-1, 2 * UNITS])
+        w = tf1.get_variable("proj/W", [2 * UNITS, TAGS])
+        b = tf1.get_variable("proj/b", [TAGS])
+        tf.reshape(tf.matmul(flat, w) + b, [-1, steps, TAGS], name="logits")
+        save(graph, prefix)
+
+
+def run_graph(prefix, outputs, feeds, v1_loops=False):
+    """The user's graph imported and run by hand."""
+    if v1_loops:
+        tf1.disable_control_flow_v2()
+    try:
+        graph = tf.Graph()
+        with graph.as_default(), tf1.Session(graph=graph) as sess:
+            tf1.train.import_meta_graph(prefix + ".meta").restore(sess, prefix)
+            return sess.run(outputs, {k + ":0": v for k, v in feeds.items()})
+    finally:
+        tf1.enable_control_flow_v2()
