@@ -179,6 +179,9 @@ OPS = {
     "Prod": _reduce(ops.prod),
     "ArgMax": lambda inputs, attrs: ops.cast(ops.argmax(inputs[0], axis=attrs["axis"]),
                                              _dtype(attrs["output_type"])),
+    # Not a TF op: the lengths a static driver without sequence_length implies (every step).
+    "FullLengths": lambda inputs, attrs: ops.full((ops.shape(inputs[0])[0],),
+                                                  ops.shape(inputs[0])[1], "int32"),
     "Equal": _binary(ops.equal),
     "Less": _binary(ops.less),
     "Greater": _binary(ops.greater),

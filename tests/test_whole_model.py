@@ -5,12 +5,16 @@ control flow as TF 1.x wrote it) and a tagger (embedding -> bidirectional_dynami
 lengths -> concat -> projection). The expected numbers are the user's graph, imported and run by
 hand here (not through the translator); a planted misread of one op is caught by the converter's
 own end-to-end check; an op outside the translated set is refused with its place in the graph."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from legacy_rnn import keras_graph
-from legacy_rnn.conversion import whole
+from legacy_rnn.cli import entry
+from legacy_rnn.conversion import convert, whole
 from legacy_rnn.errors import UserError
 from legacy_rnn.facts import TOLERANCE
 import user_graphs
@@ -68,13 +72,40 @@ def test_a_bilstm_tagger_with_lengths_and_a_computed_shape_translates_whole(tagg
     np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
 
 
-def test_a_planted_misread_of_one_op_is_caught_by_the_end_to_end_check(tagger, monkeypatch):
+def _convert(argv, capsys):
+    """`convert` as its entry point runs it, in this process: (status, stdout, stderr)."""
+    flag_values = flags.FlagValues()
+    holders = convert.define_flags(flag_values)
+    flag_values(["convert", *argv])
+    capsys.readouterr()
+    status = entry.guarded("convert", lambda: convert.main(holders, ["convert"]))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_the_command_writes_the_model_and_its_report_and_refuses_a_planted_misread(
+        tagger, tmp_path, capsys, monkeypatch):
+    output = str(tmp_path / "tagger.keras")
+    argv = [f"--checkpoint={tagger}", "--outputs=logits:0", f"--output={output}"]
+    status, out, _ = _convert(argv, capsys)
+    assert status == 0 and f"wrote {output}" in out
+    assert "translated ops: " in out and "ReverseSequence x2" in out
+    report = json.loads(open(output + ".json").read())
+    assert report["load_with"] == "legacy_rnn.keras_graph"
+    assert report["largest_difference"]["outputs"] <= TOLERANCE
+    assert report["blocks"][0]["options"]["forget_bias"]["value"] == 0.5
+    before = open(output, "rb").read()
     # ReverseSequence read as a plain reverse of the whole time axis (padding reversed too):
     # equal on full-length rows, wrong on the short ones the generated lengths include.
     monkeypatch.setitem(keras_graph.OPS, "ReverseSequence",
                         lambda inputs, attrs: keras_graph.ops.flip(inputs[0], axis=1))
-    result = whole.to_keras_model(tagger, ["logits:0"])
-    assert not result.ok and result.forward_difference > 100 * TOLERANCE
+    status, out, err = _convert(argv + ["--overwrite"], capsys)
+    assert status == 1 and "does not compute what the graph computes; nothing was written" in err
+    difference = float(out.split("against the graph: outputs ")[1].split(",")[0])
+    assert difference > 100 * TOLERANCE
+    assert open(output, "rb").read() == before  # the earlier file is kept
+    status, _, err = _convert(argv, capsys)  # no --overwrite
+    assert status == 1 and "exists. Choose another --output, or pass --overwrite" in err
 
 
 def test_an_op_outside_the_translated_set_is_refused_with_its_place(tmp_path):
@@ -88,4 +119,51 @@ def test_an_op_outside_the_translated_set_is_refused_with_its_place(tmp_path):
     with pytest.raises(UserError, match=r"Cumsum \(Cumsum\) cannot be translated: this "
                                          r"translator does not know it\. It sits on the path "
                                          r"y <- mul <- Cumsum from the output"):
+        whole.to_keras_model(prefix, ["y:0"])
+
+
+def test_the_five_experiments_graphs_translate_from_their_meta_alone(tmp_path):
+    """Each experiment's training graph (dropout, optimizer and all) saved with its .meta and
+    translated from it, without --model: the model equals the hand-written Keras twin of the
+    same weights, and the graph, on new inputs. Static drivers included: their step outputs are
+    matched by value to the converted block's."""
+    from legacy_rnn import experiments
+    from legacy_rnn.tools import backends
+    for name, experiment in experiments.EXPERIMENTS.items():
+        config = experiment.resolved(experiment.golden)
+        graph_model = experiment.build_graph(config)
+        sess = backends._bumped_session(graph_model.graph, 1)  # weights off their initial values
+        prefix = str(tmp_path / name / "model.ckpt")
+        with graph_model.graph.as_default():
+            tf1.train.Saver().save(sess, prefix)
+            variables = {v.op.name: v for v in tf1.trainable_variables()}
+        feeds = experiment.random_feeds(config, 5, np.random.default_rng(3))
+        expected = sess.run(graph_model.logits, dict(zip(graph_model.inputs, feeds)))
+        twin = experiment.to_keras(config, sess.run(variables))
+        sess.close()
+        result = whole.to_keras_model(prefix, [graph_model.logits.name])
+        assert result.ok, (name, result.forward_difference, result.gradient_difference)
+        got = np.asarray(result.model({whole._keras_name(t.op.name): f
+                                       for t, f in zip(graph_model.inputs, feeds)
+                                       if t.op.name in result.inputs}))
+        np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0, err_msg=name)
+        np.testing.assert_allclose(got, np.asarray(twin(experiment.keras_inputs(feeds))),
+                                   atol=TOLERANCE, rtol=0, err_msg=name)
+        print(f"{name}: outputs {result.forward_difference:.1e}, gradients "
+              f"{result.gradient_difference:.1e}, translated {result.translated}")
+
+
+def test_a_dynamic_rnn_final_state_is_refused_with_its_place(tmp_path):
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(4)
+        x = tf1.placeholder(tf.float32, [None, TIME, 2], name="x")
+        _, state = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.GRUCell(3), x, dtype=tf.float32)
+        tf.identity(state * 2.0, name="y")
+        user_graphs.save(graph, prefix)
+    with pytest.raises(UserError, match=r"rnn/while/Identity_4 \(Identity\) cannot be "
+                                         r"translated: it is part of a loop .* the final state "
+                                         r"of a dynamic_rnn .* It sits on the path y <- mul <- "
+                                         r"rnn/while/Identity_4 from the output"):
         whole.to_keras_model(prefix, ["y:0"])

@@ -7,7 +7,12 @@ The walk starts at the named output tensors and goes back to the placeholders. E
 block (`blockwise.read_blocks`: found from the variables, its options from the graph) is first
 converted and checked on its own (`blockwise.convert_block`); where the walk reaches the tensor
 its `dynamic_rnn` loop writes, the block's Keras layers take the place of the loop, fed the
-translation of the tensor the loop reads and of its lengths. Every other op becomes a
+translation of the tensor the loop reads and of its lengths. A block a static driver unrolled
+(`static_rnn`, `static_bidirectional_rnn`, a hand-written time loop) is replaced where the graph
+reads its step outputs: the tensors read from outside its scope, matched by value (on the graph's
+own step inputs, one row whole and the others shorter) to one step of the Keras block's output or
+of one direction's part; the block runs once over the stacked step inputs (in the order the graph
+made them) and each matched tensor is its slice. Every other op becomes a
 `keras_graph.GraphOp` (the op's function in `keras.ops`) and every variable or constant a
 `keras_graph.GraphVariable` holding its value. An op outside `keras_graph.OPS` is refused with
 its name, its type and the path from the output to it.
@@ -18,9 +23,10 @@ embedding, labels within the logits, lengths within the time dimension) or the u
 `--inputs_npz`: the outputs, and the gradients of `sum(output * fixed weights)` with respect to
 every variable the model holds, must agree within `TOLERANCE`; else nothing is written.
 
-Not translated yet (refused with a paragraph): blocks run by `static_rnn` /
-`static_bidirectional_rnn` (their unrolled steps), the final states of a `dynamic_rnn` (its Exit
-tensors), control flow other than the blocks' loops.
+Not translated yet (refused with a paragraph): final states (a `dynamic_rnn`'s Exit tensors,
+a static driver's state: they match no step), a static bidirectional driver with
+`sequence_length` (its backward outputs are reversed within each length, so they match no
+column), control flow other than the blocks' own.
 """
 import collections
 import dataclasses
@@ -91,6 +97,28 @@ class Boundary:
     x: object  # the loop's time-major input tensor
     lengths: object  # its sequence-length tensor or None
 
+    @property
+    def sources(self):
+        return [self.x] + ([self.lengths] if self.lengths is not None else [])
+
+
+@dataclasses.dataclass
+class StepBoundary:
+    """Where a converted block takes the place of a static driver's unrolled steps: one tensor
+    the graph reads from outside the block, found to be the block's output at `step` (the
+    directions concatenated, zeros past each length)."""
+    block_name: str
+    model: object
+    block: object
+    xs: list  # the bottom level's forward input at each step
+    lengths: object  # the sequence-length tensor or None
+    step: int
+    features: tuple = None  # (first, last + 1) of one direction's part, or None: all
+
+    @property
+    def sources(self):
+        return list(self.xs) + ([self.lengths] if self.lengths is not None else [])
+
 
 class Translator:
     """The walk from the outputs back to the placeholders, building Keras tensors."""
@@ -124,7 +152,10 @@ class Translator:
     def _translate(self, tensor, path):
         op = tensor.op
         if tensor.name in self.boundaries:
-            return self._block(self.boundaries[tensor.name], path)
+            boundary = self.boundaries[tensor.name]
+            if isinstance(boundary, StepBoundary):
+                return self._steps(boundary, path)
+            return self._block(boundary, path)
         if op.type == "Placeholder" and op.name in self.inputs:
             return self.inputs[op.name]
         if op.type == "PlaceholderWithDefault":  # the value the graph runs with when not fed
@@ -171,7 +202,11 @@ class Translator:
                                     constants=constants, output_specs=specs,
                                     name=_keras_name(op.name))
         out = layer(dynamic if len(dynamic) > 1 else dynamic[0])
-        return out[tensor.value_index] if len(op.outputs) > 1 else out
+        if len(op.outputs) > 1:  # one layer for the op, whichever of its outputs is read
+            for i, value in enumerate(out):
+                self.values[op.outputs[i].name] = value
+            return out[tensor.value_index]
+        return out
 
     def _foldable(self, tensor):
         """Whether `tensor`'s value is a constant of the graph (not a variable's, which a model
@@ -195,13 +230,15 @@ class Translator:
         if name in self.block_variables:
             raise self._refusal(tensor.op, list(path) + [tensor.op.name],
                                 f"it reads {name}, a variable of the recurrent block "
-                                f"{self.block_variables[name]}/ outside the dynamic_rnn loop "
-                                "that is replaced (the block ran with static_rnn, whose "
-                                "unrolled steps are not translated yet)")
+                                f"{self.block_variables[name]}/, through a tensor that is not "
+                                "one the converted block replaces (its dynamic_rnn loop's "
+                                "output, or a static driver's step outputs, matched by value): "
+                                "a final state, or an output that matched no step")
         if name not in self.variables:
-            read = tensor if tensor.dtype != tf.resource else None
-            value = self.sess.run(read if read is not None else
-                                  variable.graph.get_tensor_by_name(_read_of(variable)))
+            # The variable's own value: a ref variable's output, a resource variable's read
+            # that waits on nothing (a read inside a train step would need its feeds).
+            value = self.sess.run(variable.outputs[0] if variable.type != "VarHandleOp"
+                                  else variable.graph.get_tensor_by_name(_read_of(variable)))
             trainable = name in {v.op.name for v in self.graph.get_collection(
                 tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)}
             from legacy_rnn import keras_graph
@@ -239,6 +276,32 @@ class Translator:
         return keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
                                    name=half.name + "__time_major")(out)
 
+    def _steps(self, boundary, path):
+        """Step `boundary.step` of the whole Keras block run over the stacked steps' inputs."""
+        from legacy_rnn import keras_graph
+        key = ("steps", boundary.block_name)
+        if key not in self.values:
+            name = _keras_name(boundary.block_name)
+            x = keras_graph.GraphOp("Pack", {"axis": 1}, name=f"{name}__inputs")(
+                [self.value(t, path) for t in boundary.xs])
+            if boundary.lengths is not None:
+                lengths = self.value(boundary.lengths, path)
+                if boundary.lengths.dtype != tf.int32:
+                    lengths = keras_graph.GraphOp("Cast", {"DstT": "int32"},
+                                                  name=f"{name}__lengths")(lengths)
+            else:
+                lengths = keras_graph.GraphOp("FullLengths", name=f"{name}__full_lengths")(x)
+            self.values[key] = boundary.model([x, lengths])
+            self.blocks_used.append(boundary)
+        t, part = boundary.step, boundary.features
+        first, last = part if part else (0, 0)
+        name = f"{_keras_name(boundary.block_name)}__step_{t}" + (
+            f"_features_{first}_{last}" if part else "")
+        return keras_graph.GraphOp("StridedSlice", {
+            "begin": [0, t, first], "end": [0, t + 1, last], "strides": [1, 1, 1],
+            "begin_mask": 1, "end_mask": 1 | (0 if part else 4), "ellipsis_mask": 0,
+            "new_axis_mask": 0, "shrink_axis_mask": 2}, name=name)(self.values[key])
+
     def _refusal(self, op, path, why):
         shown = path if len(path) <= 8 else path[:4] + ["..."] + path[-3:]
         return UserError(
@@ -246,7 +309,7 @@ class Translator:
             f"{' <- '.join(shown)} from the output back to the inputs. Name an earlier output "
             "with --outputs (one computed before this op), or convert the recurrent blocks "
             "alone (convert --checkpoint=CKPT --output=DIR, without --outputs). Translated: "
-            f"{', '.join(sorted(_known_ops()))}.")
+            f"{', '.join(sorted(k for k in _known_ops() if k != 'FullLengths'))}.")
 
 
 def _half_model(boundary, input_size, with_lengths):
@@ -274,9 +337,9 @@ def _known_ops():
 
 def _read_of(handle_op):
     """The name of a ReadVariableOp of a resource variable (the tensor holding its value)."""
-    for consumer in handle_op.outputs[0].consumers():
-        if consumer.type == "ReadVariableOp":
-            return consumer.outputs[0].name
+    reads = [c for c in handle_op.outputs[0].consumers() if c.type == "ReadVariableOp"]
+    for consumer in sorted(reads, key=lambda c: len(c.control_inputs)):
+        return consumer.outputs[0].name
     raise UserError(f"The variable {handle_op.name} is never read in the graph.")
 
 
@@ -348,9 +411,15 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
             x, lengths, out = found
             boundaries[out.name] = Boundary(result.found.name, keras_block, result.block, half,
                                             first, last, x, lengths)
+    every = model.placeholders(outputs)
+    given = (user_model.read_inputs_npz(inputs_npz, every) if inputs_npz else
+             user_model.generate_inputs(model, every))
+    view = metagraph.GraphView(metagraph.read_graph(meta))
+    for result, keras_block in blocks:
+        if not any(b.block is result.block for b in boundaries.values()):
+            boundaries.update(_step_boundaries(model, view, result, keras_block, given))
     placeholders = _placeholders(outputs, boundaries)
-    inputs = (user_model.read_inputs_npz(inputs_npz, placeholders) if inputs_npz else
-              user_model.generate_inputs(model, placeholders))
+    inputs = {op.name: given[op.name] for op in placeholders}
     # The variables' values are read in a session of their own: the gradients built later
     # extend a TF2 while loop with outputs, which a session that has run it refuses. Not
     # `with sess:` (that would make the user's graph the default one, where Keras 3 would
@@ -374,6 +443,81 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
                        forward, gradient, described, model.neutralised)
 
 
+def _step_boundaries(model, view, result, keras_block, given):
+    """{tensor name: StepBoundary} of a block the graph runs step by step (a static driver):
+    each tensor that ops outside the block read from inside it, matched by value to one step of
+    the Keras block's output on the graph's own inputs at its bottom level. A tensor that
+    matches no step (a final state) gets no boundary: the walk refuses it if it gets there."""
+    graph, block = model.graph, result.block
+    inside = f"{block.prefix}/"
+    xs = _step_inputs(graph, inside)
+    if not xs:
+        return {}
+    read_outside = sorted({t.name for op in graph.get_operations()
+                           if not op.name.startswith(inside)
+                           for t in op.inputs if t.op.name.startswith(inside)
+                           and t.dtype.is_floating and t.shape.rank == 2})
+    minima = sorted((op for op in graph.get_operations()
+                     if op.name.startswith(inside) and op.type == "Min"), key=lambda op: op.name)
+    lengths = minima[0].inputs[0] if minima else None
+    while lengths is not None and lengths.op.name.startswith(inside) and \
+            lengths.op.type in ("Identity", "Cast", "ToInt32"):
+        lengths = lengths.op.inputs[0]
+    fetched = [graph.get_tensor_by_name(n) for n in read_outside]
+    feeds = {graph.get_tensor_by_name(n + ":0"): v for n, v in given.items()}
+    batch = next((np.shape(v)[0] for v in given.values() if np.ndim(v) >= 1), 1)
+    # Lengths fed for the match: the first row whole (every step's output tells the steps
+    # apart), the others shorter (a final state, copied through past a length, matches none).
+    length_value = len(xs) - np.arange(batch) % len(xs)
+    if lengths is not None:
+        feeds[lengths] = length_value.astype(lengths.dtype.as_numpy_dtype)
+    with model.session() as sess:
+        x_values, values = sess.run([xs, fetched], feeds)
+    x = np.stack(x_values, axis=1)
+    if lengths is None:
+        length_value = np.full(x.shape[0], x.shape[1])
+    out = np.asarray(keras_block([x, length_value.astype(np.int32)]))
+    # Each step of the block's output, and of each direction's part (a static bidirectional
+    # driver's graph concatenates them outside its scope).
+    parts = [None]
+    if block.backward_levels:
+        width = block.levels[-1].cell.output_size
+        parts += [(0, width), (width, out.shape[-1])]
+    columns = [(t, part, out[:, t, part[0]:part[1]] if part else out[:, t])
+               for part in parts for t in range(out.shape[1])]
+    found = {}
+    for name, value in zip(read_outside, values):
+        near = [(float(np.max(np.abs(value - column))), t, part)
+                for t, part, column in columns if column.shape == value.shape]
+        close = [n for n in near if n[0] <= TOLERANCE]
+        if len(close) == 1:
+            _, t, part = close[0]
+            found[name] = StepBoundary(result.found.name, keras_block, block, xs, lengths, t,
+                                       part)
+    return found
+
+
+def _step_inputs(graph, inside):
+    """The tensors a static driver's block (its ops under `inside`) reads from outside as its
+    per-step inputs: float [batch, features] tensors that are not variables or constants, in
+    the order the graph made them (one unstack's outputs by index; per-step slices as the
+    user's loop created them)."""
+    position = {op.name: i for i, op in enumerate(graph.get_operations())}
+    found = {}
+    for op in graph.get_operations():
+        if not op.name.startswith(inside):
+            continue
+        for t in op.inputs:
+            source = t.op
+            if source.name.startswith(inside) or not t.dtype.is_floating or \
+                    t.shape.rank != 2 or source.type in VARIABLES + ("Const",) or (
+                    source.type in ("Identity", "ReadVariableOp") and source.inputs
+                    and source.inputs[0].op.type in VARIABLES):
+                continue
+            found[t.name] = t
+    return sorted(found.values(), key=lambda t: (position[t.op.name], t.value_index))
+
+
 def _placeholders(outputs, boundaries):
     """The placeholders the outputs depend on, the replaced loops seen as their inputs."""
     seen, found = set(), {}
@@ -384,8 +528,7 @@ def _placeholders(outputs, boundaries):
             continue
         seen.add(tensor.name)
         if tensor.name in boundaries:
-            b = boundaries[tensor.name]
-            frontier += [b.x] + ([b.lengths] if b.lengths is not None else [])
+            frontier += boundaries[tensor.name].sources
             continue
         op = tensor.op
         if op.type in ("Placeholder", "PlaceholderWithDefault"):
