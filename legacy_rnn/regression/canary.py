@@ -164,6 +164,17 @@ class Suite:
                 environment = json.load(f)["environment"]
         return results, environment
 
+    def seconds_per_part(self):
+        """{part: seconds} of the cases this suite ran (golden, zoo, keras, convert, model):
+        what each part of the canary costs in this environment."""
+        parts = {}
+        for _, out in self.parts:
+            with open(out + ".json") as f:
+                for case, spent in json.load(f).get("seconds", {}).items():
+                    part = case.split("/")[0]
+                    parts[part] = parts.get(part, 0.0) + spent
+        return parts
+
     def results(self, timeout=3600):
         results, environment = {}, {}
         for process, (_, out) in zip(self.processes, self.parts):
@@ -256,11 +267,11 @@ def table(rows, fmt="text"):
                      for row in [header, *cells])
 
 
-def write_reports(out_dir, candidate, rows, environments, seconds):
+def write_reports(out_dir, candidate, rows, environments, seconds, costs=None):
     os.makedirs(out_dir, exist_ok=True)
     report = {"candidate": candidate, "environments": environments, "summary": summary(rows),
               "rounding_bound": {"rtol": drift.ROUNDING_RTOL, "atol": drift.ROUNDING_ATOL},
-              "seconds": seconds, "rows": rows}
+              "seconds": seconds, "seconds_per_part": costs or {}, "rows": rows}
     with open(os.path.join(out_dir, "canary.json"), "w") as f:
         json.dump(report, f, indent=1)
     env_lines = [f"| {k} | {environments['baseline'].get(k)} | {environments['candidate'].get(k)} |"
@@ -341,6 +352,7 @@ def main(holders, argv):
     start = time.perf_counter()
     reqs = requirements(candidate)
     python = sys.executable if reqs is None else ensure_venv(reqs, holders["cache_dir"].value)
+    environment_seconds = time.perf_counter() - start
     out_dir = holders["out_dir"].value
     os.makedirs(out_dir, exist_ok=True)
     quick = holders["quick"].value
@@ -375,7 +387,12 @@ def main(holders, argv):
             row["first_op"] = user_model.localise(baseline.models_out,
                                                   candidate_suite.models_out, row["case"])
     seconds = time.perf_counter() - start
-    write_reports(out_dir, candidate, rows, {"baseline": env_b, "candidate": env_c}, seconds)
+    costs = {"environment (found or built)": environment_seconds,
+             **{f"candidate {k}": v for k, v in candidate_suite.seconds_per_part().items()},
+             **({} if cached else {f"baseline {k}": v
+                                   for k, v in baseline.seconds_per_part().items()})}
+    write_reports(out_dir, candidate, rows, {"baseline": env_b, "candidate": env_c}, seconds,
+                  costs)
     if holders["junit_xml"].value:
         write_junit(holders["junit_xml"].value, candidate, rows, seconds)
     print(table(rows))
@@ -385,6 +402,7 @@ def main(holders, argv):
     for key in sorted(set(env_b) | set(env_c)):
         mark = "" if env_b.get(key) == env_c.get(key) else "   <-- differs"
         print(f"  {key:22s} baseline: {env_b.get(key)!s:30s} candidate: {env_c.get(key)!s}{mark}")
+    print("canary: seconds per part: " + ", ".join(f"{k} {v:.0f}" for k, v in costs.items()))
     print(f"canary: {summary(rows)} ({seconds:.0f} s; baseline "
           f"{'cached' if cached else 'computed'}; {out_dir}/canary.json, canary.md)")
     return 1 if any(r["verdict"] == drift.CHANGED for r in rows) else 0

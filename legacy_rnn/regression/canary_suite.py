@@ -195,16 +195,21 @@ def environment():
             "keras": keras.__version__, "python": platform.python_version()}
 
 
-def compute(quick=False, progress=None):
-    """{"case|quantity": float32 array} in this environment."""
+def compute(quick=False, progress=None, seconds=None):
+    """{"case|quantity": float32 array} in this environment; `seconds` (a dict), if given, gets
+    each case's wall time."""
+    import time
     from legacy_rnn.cli import programs
     results = {}
     with programs.progress_lines_off():
         for case, fn in cases(quick):
             if progress:
                 progress(case)
+            start = time.perf_counter()
             for quantity, value in fn().items():
                 results[f"{case}|{quantity}"] = np.asarray(value, np.float32)
+            if seconds is not None:
+                seconds[case] = time.perf_counter() - start
     return results
 
 
@@ -214,11 +219,14 @@ def main(argv):
     import legacy_rnn  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
     from legacy_rnn.cli import programs
     programs.start_tensorflow()
+    seconds = {}
     results = compute(quick, progress=lambda case: print(f"canary_suite: {case}",
-                                                         file=sys.stderr, flush=True))
+                                                         file=sys.stderr, flush=True),
+                      seconds=seconds)
     np.savez(out, **results)
     with open(out + ".json", "w") as f:
-        json.dump({"environment": environment(), "quick": quick, "planted": _planted()}, f)
+        json.dump({"environment": environment(), "quick": quick, "planted": _planted(),
+                   "seconds": seconds}, f)
     return 0
 
 

@@ -630,9 +630,11 @@ def run_recorded(paths, out):
     """Runs each golden file's model on its recorded inputs in this environment: `out` (.npz)
     gets "model/<file>|<quantity>" arrays, `out`.trace<i>.npz each model's trace, `out`.json the
     environment and each model's op table."""
+    import time
     from legacy_rnn.regression import golden
-    results, tables = {}, []
+    results, tables, seconds = {}, [], {}
     for i, path in enumerate(paths):
+        start = time.perf_counter()
         recorded = load(path)
         model = Model(recorded["checkpoint"])
         inputs = {k: _decode(v) for k, v in recorded["inputs"].items()}
@@ -643,9 +645,11 @@ def run_recorded(paths, out):
         values = trace(model, recorded["outputs"], inputs, recorded.get("loss"))
         np.savez_compressed(f"{out}.trace{i}.npz", **values)
         tables.append({"case": case, "order": list(values), "ops": op_table(model.graph)})
+        seconds[case] = time.perf_counter() - start
     np.savez(out, **results)
     with open(out + ".json", "w") as f:
-        json.dump({"environment": golden.environment(), "models": tables}, f)
+        json.dump({"environment": golden.environment(), "models": tables, "seconds": seconds},
+                  f)
 
 
 def localise(baseline_out, candidate_out, case):
