@@ -74,6 +74,16 @@ def _tail(path, lines=15):
         return "".join(f.readlines()[-lines:])
 
 
+def uv_binary():
+    """uv's executable (the `uv` package beside this Python, or on PATH), or None: then pip."""
+    import shutil
+    try:
+        import uv
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
 def ensure_venv(reqs, cache_dir, timeout=3600):
     """The Python of the candidate's cached environment, built if missing."""
     directory = os.path.abspath(os.path.join(cache_dir, venv_name(reqs)))
@@ -85,11 +95,18 @@ def ensure_venv(reqs, cache_dir, timeout=3600):
     log = os.path.join(directory, "install.log")
     # First a look at the registry (2 s for a version that does not exist, and pip lists the
     # ones that do), before a venv and gigabytes of downloads.
-    steps = [[sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
-              "--ignore-installed", "--quiet", *reqs],
-             [sys.executable, "-m", "venv", directory],
-             [python, "-m", "pip", "install", "--quiet", *reqs, *RUNTIME],
-             [python, "-m", "pip", "install", "--quiet", "--no-deps", "-e", REPO]]
+    look = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+            "--ignore-installed", "--quiet", *reqs]
+    uv = uv_binary()
+    if uv:  # 15 s where pip takes 65 s for TensorFlow and its dependencies (3 s from uv's cache)
+        steps = [look, [uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable,
+                        directory],
+                 [uv, "pip", "install", "--quiet", "--python", python, *reqs, *RUNTIME],
+                 [uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "-e", REPO]]
+    else:
+        steps = [look, [sys.executable, "-m", "venv", directory],
+                 [python, "-m", "pip", "install", "--quiet", *reqs, *RUNTIME],
+                 [python, "-m", "pip", "install", "--quiet", "--no-deps", "-e", REPO]]
     for step in steps:
         if _run(step, log, timeout):
             what = ("a look at the registry (pip install --dry-run)" if "--dry-run" in step
