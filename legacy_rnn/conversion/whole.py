@@ -551,6 +551,7 @@ def _compare(model, outputs, translator, keras_model, inputs):
     the Keras model on `inputs`. The gradients are of sum(output * fixed weights) with respect
     to every variable the Keras model holds: its GraphVariables and the blocks' weights (mapped
     to their TF1 names by the block's own weight conversion)."""
+    from legacy_rnn.regression.user_model import _dense
     from legacy_rnn.zoo import blocks
     with tf.GradientTape() as tape:
         got = keras_model({_keras_name(name): inputs[name] for name in translator.inputs})
@@ -606,14 +607,6 @@ def _compare(model, outputs, translator, keras_model, inputs):
     if unmatched:  # the Keras model depends on a variable the graph's outputs do not
         gradient = float("inf")
     return forward, gradient
-
-
-def _dense(value):
-    if hasattr(value, "indices"):
-        dense = np.zeros(value.dense_shape, value.values.dtype)
-        np.add.at(dense, value.indices, value.values)
-        return dense
-    return value
 
 
 def write(result, checkpoint, outputs, output):
