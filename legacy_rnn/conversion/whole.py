@@ -414,10 +414,10 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
     every = model.placeholders(outputs)
     given = (user_model.read_inputs_npz(inputs_npz, every) if inputs_npz else
              user_model.generate_inputs(model, every))
-    view = metagraph.GraphView(metagraph.read_graph(meta))
+    needed = _ancestors(outputs)
     for result, keras_block in blocks:
         if not any(b.block is result.block for b in boundaries.values()):
-            boundaries.update(_step_boundaries(model, view, result, keras_block, given))
+            boundaries.update(_step_boundaries(model, needed, result, keras_block, given))
     placeholders = _placeholders(outputs, boundaries)
     inputs = {op.name: given[op.name] for op in placeholders}
     # The variables' values are read in a session of their own: the gradients built later
@@ -443,18 +443,31 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
                        forward, gradient, described, model.neutralised)
 
 
-def _step_boundaries(model, view, result, keras_block, given):
+def _ancestors(outputs):
+    """The names of the ops the `outputs` depend on (control inputs included)."""
+    seen, frontier = set(), [t.op for t in outputs]
+    while frontier:
+        op = frontier.pop()
+        if op.name not in seen:
+            seen.add(op.name)
+            frontier += [t.op for t in op.inputs] + list(op.control_inputs)
+    return seen
+
+
+def _step_boundaries(model, needed, result, keras_block, given):
     """{tensor name: StepBoundary} of a block the graph runs step by step (a static driver):
-    each tensor that ops outside the block read from inside it, matched by value to one step of
-    the Keras block's output on the graph's own inputs at its bottom level. A tensor that
-    matches no step (a final state) gets no boundary: the walk refuses it if it gets there."""
+    each tensor that ops outside the block, on the way to the outputs (`needed`: op names),
+    read from inside it, matched by value to one step of the Keras block's output on the
+    graph's own inputs at its bottom level. A tensor that matches no step (a final state) gets
+    no boundary: the walk refuses it if it gets there. (A training graph's gradient ops, which
+    read every step, are not on the way.)"""
     graph, block = model.graph, result.block
     inside = f"{block.prefix}/"
     xs = _step_inputs(graph, inside)
     if not xs:
         return {}
     read_outside = sorted({t.name for op in graph.get_operations()
-                           if not op.name.startswith(inside)
+                           if op.name in needed and not op.name.startswith(inside)
                            for t in op.inputs if t.op.name.startswith(inside)
                            and t.dtype.is_floating and t.shape.rank == 2})
     minima = sorted((op for op in graph.get_operations()
