@@ -9,6 +9,7 @@ import pytest
 import user_graphs
 from legacy_rnn import experiments
 from legacy_rnn.conversion import whole
+from legacy_rnn.seq2seq import parity
 from legacy_rnn.tools import backends
 
 
@@ -51,11 +52,16 @@ def _whole_model_cases(directory):
     return cases
 
 
+SEQ2SEQ = "seq2seq Bahdanau normalize: teacher-forced, greedy and beam on 200 inputs"
+
+
 @pytest.fixture(scope="module")
 def jax_report(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("backend_cases"))
+    seq2seq = parity.Problem(parity.CASES[parity.BEAM_CASE], batch=200)
     cases = backends.build_cases(directory, zoo_cases=FAMILIES, train=("mnist_rnn", "imdb_rnn"),
-                                 extra=_whole_model_cases(directory))
+                                 extra=_whole_model_cases(directory) + [parity.save_case(
+                                     directory, SEQ2SEQ, seq2seq)])
     return cases, backends.run_check(directory, "jax")
 
 

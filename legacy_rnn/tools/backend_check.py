@@ -13,7 +13,11 @@ losses, the converted `.keras` files) and reads the report. Each case in `CASES_
   the loss of the experiment's `head` (softmax or sigmoid cross-entropy on logits, or MSE),
   `train_on_batch` on each saved batch; the losses (each before its update, as TF1's
   `sess.run([train_op, loss])` reports them) against the TF1 program's;
-- `time`: median seconds of `train_on_batch` on the saved batch after warm-up.
+- `time`: median seconds of `train_on_batch` on the saved batch after warm-up;
+- `seq2seq`: an attention decoder's twin (`legacy_rnn.seq2seq.parity.save_case`): its layers
+  rebuilt from their configs and weights, then teacher-forced logits (largest difference),
+  greedy and beam-search tokens and lengths (equal) and beam scores (largest difference) against
+  the TF1 graphs'.
 """
 import json
 import os
@@ -31,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from legacy_rnn import keras_cells  # noqa: E402,F401  (registers the cells the files use)
 from legacy_rnn import keras_graph  # noqa: E402,F401  (and a translated model's ops)
+from legacy_rnn.seq2seq import keras_decoder  # noqa: E402  (and the attention decoder)
 
 
 def _inputs(data, prefix, names=None):
@@ -89,7 +94,38 @@ def timed(case, directory):
     return {"step_ms": statistics.median(times) * 1e3}
 
 
-KINDS = {"forward": forward, "train": train, "time": timed}
+def seq2seq(case, directory):
+    data = np.load(os.path.join(directory, case["data"]))
+    layers = {name: keras.saving.deserialize_keras_object(config)
+              for name, config in case["layers"].items()}
+    input_depth, memory_depth = case["depths"]
+    layers["cell"].build_for(input_depth, memory_depth)
+    for name, shape in (("projection", (None, data["w_projection00"].shape[0])),
+                        ("embedding", (None,))):
+        if not layers[name].built:  # deserialized from a build config, or not
+            layers[name].build(shape)
+    for name, layer in layers.items():
+        layer.set_weights([data[k] for k in sorted(data.files) if k.startswith(f"w_{name}")])
+    arrays = {k[len("in_"):]: data[k] for k in data.files
+              if k.startswith("in_") and not k.startswith("in_state")}
+    arrays["states"] = [data[k] for k in sorted(data.files) if k.startswith("in_state")]
+    largest = 0.0
+    for mode in ("teacher", "greedy", "beam"):
+        out = keras_decoder.run(layers["cell"], layers["projection"], layers["embedding"],
+                                arrays, mode, case["problem"])
+        for key, value in out.items():
+            value, expected = np.asarray(keras.ops.convert_to_numpy(value)), data[
+                f"expected_{mode}_{key}"]
+            if key in ("ids", "lengths"):
+                np.testing.assert_array_equal(value, expected, err_msg=f"{mode} {key}")
+            else:
+                np.testing.assert_allclose(value, expected, rtol=0, atol=1e-5,
+                                           err_msg=f"{mode} {key}")
+                largest = max(largest, float(np.max(np.abs(value - expected))))
+    return {"largest_difference": largest, "rows": int(arrays["memory"].shape[0])}
+
+
+KINDS = {"forward": forward, "train": train, "time": timed, "seq2seq": seq2seq}
 
 
 def main(directory):

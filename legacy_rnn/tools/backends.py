@@ -8,7 +8,8 @@ block with random weights, their outputs on random inputs, their converted `.ker
 ten training steps of the TF1 programs (losses per step). A fresh process with `KERAS_BACKEND`
 set and no TensorFlow import (`legacy_rnn.backend_check`) loads the files, computes the same
 outputs and trains the converted models on the same batches with the original's optimizer
-settings. Tolerances: forward rtol 1e-6 / atol 1e-5, training losses atol 1e-5 per step (the TF
+settings. The attention decoders of `legacy_rnn.seq2seq` decode the same 200 inputs to the same
+tokens. Tolerances: forward rtol 1e-6 / atol 1e-5, training losses atol 1e-5 per step (the TF
 migration guide). PyTorch is an optional extra: `pip install -e '.[torch]'`.
 """
 import importlib.util
@@ -159,6 +160,14 @@ def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",), 
     return cases
 
 
+def seq2seq_cases(directory, batch=200):
+    """Every attention decoder of `legacy_rnn.seq2seq.parity.CASES`: teacher-forced logits,
+    greedy and beam-search decoding on `batch` inputs, against the TF1 graphs."""
+    from legacy_rnn.seq2seq import parity
+    return [parity.save_case(directory, f"seq2seq {name}", parity.Problem(spec, batch=batch))
+            for name, spec in parity.CASES.items()]
+
+
 def available(backend):
     return importlib.util.find_spec(backend) is not None
 
@@ -208,7 +217,7 @@ def main(holders, argv):
     with tempfile.TemporaryDirectory() as tmp:
         directory = holders["keep"].value or tmp
         os.makedirs(directory, exist_ok=True)
-        build_cases(directory)
+        build_cases(directory, extra=seq2seq_cases(directory))
         report = run_check(directory, backend)
     print(format_report(report))
     failed = [n for n, r in report["cases"].items() if "failed" in r]
