@@ -1,0 +1,400 @@
+"""`python -m legacy_rnn.seq2seq_attention`: an attention seq2seq model learns to reverse digit
+strings, built as contrib's users built theirs, then decoded greedily and with beam search.
+
+Offline and generated: a source is 3-8 random digits (`--min_length`, `--max_length`), its
+target the same digits reversed (a task attention makes easy: output step t reads source step
+L - 1 - t). Tokens: 0 padding, 1 start, 2 end, digits from 3.
+
+The TF1 model (graph mode, tf.compat.v1): source embedding -> bidirectional_dynamic_rnn of
+LSTMCell (the zoo block `encoder`) -> memory; decoder: AttentionWrapper(LSTMCell, Bahdanau or
+Luong) starting from the forward encoder's final state, teacher-forced with TrainingHelper over
+`[start] + target`, `sequence_loss` against `target + [end]`, Adam. Evaluation builds a greedy and
+a beam-search graph (nmt's way: one graph per mode, the trained variables loaded into each) and
+reports exact-match accuracy (every token through end) and per-token accuracy.
+
+The Keras 3 twin (`keras_twin`) holds the same weights: the zoo's Keras block for the encoder,
+`keras_decoder` for the decoder. `--measure` times a training step of each, and decoding at batch
+1 and 64 (one run, this machine).
+
+Not built yet (issue 25): --model_dir with resume, export with a serving signature, a golden file,
+the checkpoint conversion through `convert`.
+"""
+import dataclasses
+import time
+
+import numpy as np
+from absl import flags
+
+from legacy_rnn import lazy
+from legacy_rnn.errors import UserError
+
+tf = lazy.module("tensorflow")
+blocks = lazy.module("legacy_rnn.zoo.blocks")
+tf1 = lazy.module("legacy_rnn.seq2seq.tf1")
+keras_decoder = lazy.module("legacy_rnn.seq2seq.keras_decoder")
+
+PAD, START, END, FIRST_DIGIT = 0, 1, 2, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    units: int = 64
+    embedding_size: int = 16
+    attention: str = "bahdanau"
+    attention_units: int = 64
+    normalize: bool = True  # Bahdanau's option
+    scale: bool = False  # Luong's option
+    attention_layer_size: int = 64
+    digits: int = 10
+    min_length: int = 3
+    max_length: int = 8
+    batch_size: int = 64
+    steps: int = 1500
+    learning_rate: float = 0.005
+    beam_width: int = 4
+    length_penalty_weight: float = 0.0
+    eval_examples: int = 500
+    seed: int = 0
+
+    @property
+    def vocab(self):
+        return FIRST_DIGIT + self.digits
+
+    @property
+    def maximum_iterations(self):
+        return self.max_length + 1
+
+    def check(self):
+        if not 1 <= self.min_length <= self.max_length:
+            raise UserError(f"--min_length={self.min_length} and --max_length={self.max_length}: "
+                            "lengths need 1 <= min_length <= max_length.")
+        if self.attention == "luong" and self.attention_units != self.units:
+            raise UserError(f"--attention=luong scores the decoder's output against the keys, "
+                            f"so --attention_units ({self.attention_units}) must equal --units "
+                            f"({self.units}).")
+        return self
+
+
+SMOKE = Config(units=16, embedding_size=8, attention_units=16, attention_layer_size=16,
+               max_length=5, batch_size=16, steps=30, eval_examples=40, beam_width=3)
+
+
+# --- Data --------------------------------------------------------------------------------------
+def make_data(config, n, rng):
+    """{source [n, max_length], source_lengths, decoder_inputs and targets [n, max_length + 1],
+    target_lengths}: targets are the reversed digits then end; decoder inputs start then the
+    reversed digits."""
+    width = config.max_length
+    lengths = rng.integers(config.min_length, config.max_length + 1, size=n).astype(np.int32)
+    digits = rng.integers(FIRST_DIGIT, config.vocab, size=(n, width)).astype(np.int32)
+    source = np.where(np.arange(width)[None] < lengths[:, None], digits, PAD).astype(np.int32)
+    reversed_ = np.zeros((n, width + 1), np.int32)
+    decoder_inputs = np.zeros((n, width + 1), np.int32)
+    for row, length in enumerate(lengths):
+        reversed_[row, :length] = source[row, :length][::-1]
+        reversed_[row, length] = END
+        decoder_inputs[row, 0] = START
+        decoder_inputs[row, 1:length + 1] = source[row, :length][::-1]
+    return {"source": source, "source_lengths": lengths, "decoder_inputs": decoder_inputs,
+            "targets": reversed_, "target_lengths": lengths + 1}
+
+
+def accuracy(ids, data):
+    """(exact match, per-token accuracy) of decoded `ids` [n, T] against the targets (every
+    token through end; a missing token is wrong)."""
+    targets, lengths = data["targets"], data["target_lengths"]
+    n, width = targets.shape
+    padded = np.full((n, max(width, ids.shape[1])), -1, np.int64)
+    padded[:, :ids.shape[1]] = ids
+    within = np.arange(width)[None] < lengths[:, None]
+    right = (padded[:, :width] == targets) & within
+    return (float(np.mean(right.sum(1) == lengths)), float(right.sum() / within.sum()))
+
+
+# --- The model -----------------------------------------------------------------------------------
+def encoder(config):
+    from legacy_rnn.zoo.cells import CellSpec
+    return blocks.Block((CellSpec.make("lstm", config.units),), direction="bidirectional",
+                        driver="dynamic", scope="encoder")
+
+
+def decoder(config):
+    from legacy_rnn.seq2seq.decoder import AttentionSpec, DecoderSpec
+    from legacy_rnn.zoo.cells import CellSpec
+    attention = AttentionSpec(config.attention, config.attention_units,
+                              normalize=config.attention == "bahdanau" and config.normalize,
+                              scale=config.attention == "luong" and config.scale)
+    return DecoderSpec(CellSpec.make("lstm", config.units), attention, config.vocab,
+                       attention_layer_size=config.attention_layer_size,
+                       output_layer="output_projection")
+
+
+@dataclasses.dataclass
+class Graph:
+    graph: object
+    feeds: dict  # data key -> placeholder
+    fetches: dict
+    saver: object
+
+
+def build_graph(config, mode):
+    """The TF1 graph of one mode: `train` (loss, train_op, logits), `greedy` or `beam` (ids)."""
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(config.seed)
+        feeds = {"source": v1.placeholder(tf.int32, [None, None], "source"),
+                 "source_lengths": v1.placeholder(tf.int32, [None], "source_lengths")}
+        source_embedding = v1.get_variable("source_embedding",
+                                           [config.vocab, config.embedding_size])
+        target_embedding = v1.get_variable("target_embedding",
+                                           [config.vocab, config.embedding_size])
+        memory, (fw_state, _) = blocks.tf1_block(
+            encoder(config), tf.nn.embedding_lookup(source_embedding, feeds["source"]),
+            feeds["source_lengths"])
+        spec = decoder(config)
+        batch = tf.shape(feeds["source"])[0]
+        decode = dict(embedding=target_embedding, start_tokens=tf.fill([batch], START),
+                      end_token=END, maximum_iterations=config.maximum_iterations)
+        fetches = {}
+        if mode == "train":
+            feeds.update({k: v1.placeholder(tf.int32, [None, None] if k != "target_lengths"
+                                            else [None], k)
+                          for k in ("decoder_inputs", "targets", "target_lengths")})
+            outputs, _, _ = spec.tf1_decode(
+                memory, feeds["source_lengths"], fw_state,
+                inputs=tf.nn.embedding_lookup(target_embedding, feeds["decoder_inputs"]),
+                lengths=feeds["target_lengths"])
+            logits = tf.identity(outputs.rnn_output, "logits")
+            steps = tf.shape(logits)[1]
+            targets = feeds["targets"][:, :steps]
+            weights = tf.sequence_mask(feeds["target_lengths"], steps, tf.float32)
+            loss = tf.identity(tf1.sequence_loss(logits, targets, weights), "loss")
+            train_op = v1.train.AdamOptimizer(config.learning_rate).minimize(loss)
+            fetches = {"loss": loss, "train_op": train_op, "logits": logits}
+        elif mode == "greedy":
+            outputs, _, _ = spec.tf1_decode(memory, feeds["source_lengths"], fw_state, **decode)
+            fetches = {"ids": tf.identity(outputs.sample_id, "ids")}
+        else:
+            outputs, _, _ = spec.tf1_decode(memory, feeds["source_lengths"], fw_state,
+                                            beam_width=config.beam_width,
+                                            length_penalty_weight=config.length_penalty_weight,
+                                            **decode)
+            fetches = {"ids": tf.identity(outputs.predicted_ids[:, :, 0], "ids")}
+        fetches["init"] = v1.global_variables_initializer()
+        saver = v1.train.Saver(v1.trainable_variables())
+    return Graph(graph, feeds, fetches, saver)
+
+
+def feed(graph, data, rows=slice(None)):
+    return {placeholder: data[key][rows] for key, placeholder in graph.feeds.items()}
+
+
+def trainable_values(graph, sess):
+    with graph.graph.as_default():
+        variables = tf.compat.v1.trainable_variables()
+    return {v.op.name: value for v, value in zip(variables, sess.run(variables))}
+
+
+def load(graph, sess, values):
+    with graph.graph.as_default():
+        variables = tf.compat.v1.trainable_variables()
+        sess.run(graph.fetches["init"])
+        sess.run([v.assign(values[v.op.name]) for v in variables])
+
+
+def decode_graph(config, mode, values, data, batch_size=256):
+    """Decoded ids [n, T] (the best beam for `beam`) from the TF1 graph of `mode`."""
+    graph = build_graph(config, mode)
+    with tf.compat.v1.Session(graph=graph.graph) as sess:
+        load(graph, sess, values)
+        parts = [sess.run(graph.fetches["ids"], feed(graph, data, slice(i, i + batch_size)))
+                 for i in range(0, len(data["source"]), batch_size)]
+    width = max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=END)
+                           for p in parts])
+
+
+def train(config, log=print, data=None):
+    """Trains the TF1 graph; returns {loss, greedy and beam exact match and token accuracy,
+    seconds, values (the trained variables)}. `data`: {train, test} to use instead of drawing."""
+    config.check()
+    rng = np.random.default_rng(config.seed)
+    data = data or {"train": make_data(config, config.batch_size * config.steps, rng),
+                    "test": make_data(config, config.eval_examples, rng)}
+    graph = build_graph(config, "train")
+    start = time.perf_counter()
+    losses = []
+    with tf.compat.v1.Session(graph=graph.graph) as sess:
+        sess.run(graph.fetches["init"])
+        for step in range(config.steps):
+            rows = slice(step * config.batch_size, (step + 1) * config.batch_size)
+            loss, _ = sess.run((graph.fetches["loss"], graph.fetches["train_op"]),
+                               feed(graph, data["train"], rows))
+            losses.append(float(loss))
+            if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
+                log(f"step {step + 1}/{config.steps}  loss {np.mean(losses[-50:]):.4f}")
+        values = trainable_values(graph, sess)
+    seconds = time.perf_counter() - start
+    metrics = {"first_loss": losses[0], "loss": float(np.mean(losses[-50:])),
+               "train_seconds": seconds, "values": values}
+    for mode in ("greedy", "beam"):
+        ids = decode_graph(config, mode, values, data["test"])
+        metrics[f"{mode}_exact"], metrics[f"{mode}_token"] = accuracy(ids, data["test"])
+    return metrics
+
+
+# --- The Keras 3 twin ----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Twin:
+    encoder: object  # keras_block model: [x, lengths] -> {outputs, fw_0, bw_0}
+    source_embedding: object
+    target_embedding: object
+    cell: object
+    projection: object
+
+
+def keras_twin(config, values):
+    import keras
+    block = encoder(config)
+    model = blocks.keras_block(block, config.embedding_size, name="encoder", return_state=True)
+    blocks.to_keras(block, model, values)
+    embeddings = []
+    for name in ("source_embedding", "target_embedding"):
+        layer = keras.layers.Embedding(config.vocab, config.embedding_size, name=name)
+        layer.build((None,))
+        layer.set_weights([values[name]])
+        embeddings.append(layer)
+    spec = decoder(config)
+    cell, projection = spec.keras_twin(config.embedding_size, block.output_size)
+    spec.to_keras(cell, projection, values)
+    return Twin(model, *embeddings, cell, projection)
+
+
+def twin_run(twin, config, data, mode, rows=slice(None)):
+    """The twin's teacher-forced logits (`teacher`) or decoded ids (`greedy`, `beam`: the best
+    beam) for the rows of `data`."""
+    source, lengths = data["source"][rows], data["source_lengths"][rows]
+    import keras
+    encoded = twin.encoder([twin.source_embedding(source), keras.ops.convert_to_tensor(lengths)])
+    arrays = {"memory": encoded["outputs"], "memory_lengths": lengths,
+              "states": list(encoded["fw_0"])}
+    problem = {"start": START, "end": END, "maximum_iterations": config.maximum_iterations,
+               "beam_width": config.beam_width,
+               "length_penalty_weight": config.length_penalty_weight}
+    if mode == "teacher":
+        arrays["inputs"] = twin.target_embedding(data["decoder_inputs"][rows])
+        arrays["lengths"] = data["target_lengths"][rows]
+        return keras_decoder.run(twin.cell, twin.projection, None, arrays, "teacher",
+                                 problem)["logits"]
+    out = keras_decoder.run(twin.cell, twin.projection, twin.target_embedding, arrays, mode,
+                            problem)
+    ids = np.asarray(out["ids"])
+    return ids[:, :, 0] if mode == "beam" else ids
+
+
+# --- Measurements (--measure) ------------------------------------------------------------------
+def _median_seconds(fn, repeats=20, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def measure(config, values, log=print):
+    """Median seconds of one training step (TF1 graph vs the twin on the TF backend, Adam in
+    both) and of decoding a batch of 1 and of 64 (TF1 graph vs twin), one run on this machine."""
+    import keras
+    rng = np.random.default_rng(config.seed + 7)
+    data = make_data(config, 64, rng)
+    out = {}
+    graph = build_graph(config, "train")
+    with tf.compat.v1.Session(graph=graph.graph) as sess:
+        load(graph, sess, values)
+        step_feed = feed(graph, data, slice(0, config.batch_size))
+        out["tf1_train_step"] = _median_seconds(
+            lambda: sess.run(graph.fetches["train_op"], step_feed))
+    twin = keras_twin(config, values)
+    variables = (twin.encoder.trainable_weights + twin.source_embedding.trainable_weights
+                 + twin.target_embedding.trainable_weights + twin.cell.trainable_weights
+                 + twin.projection.trainable_weights)
+    optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-8)
+    rows = slice(0, config.batch_size)
+    targets = data["targets"][rows]
+
+    def twin_step():
+        with tf.GradientTape() as tape:
+            logits = twin_run(twin, config, data, "teacher", rows)
+            steps = logits.shape[1]
+            mask = tf.sequence_mask(data["target_lengths"][rows], steps, tf.float32)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                targets[:, :steps], logits) * mask) / tf.reduce_sum(mask)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    out["twin_train_step"] = _median_seconds(twin_step)
+    for mode in ("greedy", "beam"):
+        graph = build_graph(config, mode)
+        with tf.compat.v1.Session(graph=graph.graph) as sess:
+            load(graph, sess, values)
+            for batch in (1, 64):
+                batch_feed = feed(graph, data, slice(0, batch))
+                out[f"tf1_{mode}_batch{batch}"] = _median_seconds(
+                    lambda: sess.run(graph.fetches["ids"], batch_feed), repeats=10)
+        for batch in (1, 64):
+            out[f"twin_{mode}_batch{batch}"] = _median_seconds(
+                lambda: twin_run(twin, config, data, mode, slice(0, batch)), repeats=5)
+    for name, seconds in out.items():
+        log(f"{name}: {seconds * 1e3:.1f} ms")
+    return out
+
+
+# --- The program ---------------------------------------------------------------------------------
+def define_flags(flag_values=flags.FLAGS):
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    holders = {}
+    for name, field in fields.items():
+        default = field.default
+        help_text = f"Config.{name} (default {default})."
+        if isinstance(default, bool):
+            holders[name] = flags.DEFINE_boolean(name, default, help_text,
+                                                 flag_values=flag_values)
+        elif isinstance(default, int):
+            holders[name] = flags.DEFINE_integer(name, default, help_text,
+                                                 lower_bound=0 if name == "seed" else 1,
+                                                 flag_values=flag_values)
+        elif isinstance(default, float):
+            holders[name] = flags.DEFINE_float(name, default, help_text, lower_bound=0.0,
+                                               flag_values=flag_values)
+        elif name == "attention":
+            holders[name] = flags.DEFINE_enum(name, default, ["bahdanau", "luong"], help_text,
+                                              flag_values=flag_values)
+    holders["measure"] = flags.DEFINE_boolean(
+        "measure", False, "After training, time a training step and decoding (TF1 graph and "
+        "Keras twin).", flag_values=flag_values)
+    return holders
+
+
+def config_from(holders):
+    return Config(**{name: holders[name].value for name in
+                     (f.name for f in dataclasses.fields(Config))}).check()
+
+
+def main(holders, argv):
+    from absl import app
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    config = config_from(holders)
+    from legacy_rnn.cli import programs
+    programs.start_tensorflow()
+    metrics = train(config)
+    if holders["measure"].value:
+        measure(config, metrics["values"])
+    print(f"train_seconds: {metrics['train_seconds']:.1f}")
+    for mode in ("greedy", "beam"):
+        print(f"{mode}_exact_match: {metrics[f'{mode}_exact']:.4f}  "
+              f"{mode}_token_accuracy: {metrics[f'{mode}_token']:.4f}")
+    return 0

@@ -1,0 +1,85 @@
+"""The seq2seq_attention experiment on its smoke configuration: the data is what it says, the
+model trains, and its Keras twin (the zoo's encoder block and the attention decoder twin)
+computes the TF1 graph's logits and decodes its tokens."""
+import dataclasses
+
+import numpy as np
+import pytest
+from absl import flags
+
+from legacy_rnn.errors import UserError
+from legacy_rnn.seq2seq import experiment
+
+CONFIG = dataclasses.replace(experiment.SMOKE, steps=12, eval_examples=30,
+                             length_penalty_weight=0.5)
+TOLERANCE = 1e-5  # issue 25
+
+
+def test_the_targets_are_the_sources_reversed_then_end():
+    data = experiment.make_data(CONFIG, 50, np.random.default_rng(1))
+    for row in range(50):
+        length = data["source_lengths"][row]
+        digits = data["source"][row, :length]
+        assert CONFIG.min_length <= length <= CONFIG.max_length
+        assert np.all(digits >= experiment.FIRST_DIGIT) and np.all(
+            data["source"][row, length:] == experiment.PAD)
+        assert list(data["targets"][row, :length + 1]) == list(digits[::-1]) + [experiment.END]
+        assert list(data["decoder_inputs"][row, :length + 1]) == [experiment.START] + list(
+            digits[::-1])
+        assert data["target_lengths"][row] == length + 1
+    # Scoring: a perfect decode scores 1, one wrong token breaks its row's exact match.
+    ids = data["targets"].copy()
+    assert experiment.accuracy(ids, data) == (1.0, 1.0)
+    ids[0, 0] = experiment.PAD
+    exact, token = experiment.accuracy(ids, data)
+    assert exact == pytest.approx(49 / 50)
+    assert token == pytest.approx(1 - 1 / data["target_lengths"].sum())
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return experiment.train(CONFIG, log=lambda line: None)
+
+
+def test_training_lowers_the_loss_and_evaluates_both_decoders(trained):
+    assert trained["loss"] < trained["first_loss"]
+    for mode in ("greedy", "beam"):
+        assert 0.0 <= trained[f"{mode}_exact"] <= trained[f"{mode}_token"] <= 1.0
+    # The trained variables are contrib's names (those a converter reads in a checkpoint).
+    names = set(trained["values"])
+    assert {"memory_layer/kernel", "decoder/attention_wrapper/lstm_cell/kernel",
+            "decoder/attention_wrapper/bahdanau_attention/attention_g",
+            "decoder/attention_wrapper/attention_layer/kernel",
+            "decoder/output_projection/kernel", "encoder/fw/lstm_cell/kernel",
+            "encoder/bw/lstm_cell/kernel", "source_embedding", "target_embedding"} <= names
+
+
+def test_the_twin_computes_the_graphs_logits_and_decodes_its_tokens(trained):
+    import tensorflow as tf
+    values = trained["values"]
+    data = experiment.make_data(CONFIG, 40, np.random.default_rng(9))
+    graph = experiment.build_graph(CONFIG, "train")
+    with tf.compat.v1.Session(graph=graph.graph) as sess:
+        experiment.load(graph, sess, values)
+        logits = sess.run(graph.fetches["logits"], experiment.feed(graph, data))
+    twin = experiment.keras_twin(CONFIG, values)
+    twin_logits = np.asarray(experiment.twin_run(twin, CONFIG, data, "teacher"))
+    assert np.max(np.abs(twin_logits - logits)) <= TOLERANCE
+    for mode in ("greedy", "beam"):
+        expected = experiment.decode_graph(CONFIG, mode, values, data)
+        got = experiment.twin_run(twin, CONFIG, data, mode)
+        np.testing.assert_array_equal(got, expected[:, :got.shape[1]])
+        assert np.all(expected[:, got.shape[1]:] == experiment.END)
+
+
+def test_bad_settings_are_refused_before_tensorflow_is_needed():
+    with pytest.raises(UserError, match="min_length <= max_length"):
+        dataclasses.replace(CONFIG, min_length=6, max_length=5).check()
+    with pytest.raises(UserError, match="attention_units .* must equal --units"):
+        dataclasses.replace(CONFIG, attention="luong", attention_units=8).check()
+    values = flags.FlagValues()
+    holders = experiment.define_flags(values)
+    with pytest.raises(flags.IllegalFlagValueError):
+        values(["prog", "--steps=0"])
+    values(["prog", "--attention=luong", "--attention_units=64"])
+    assert experiment.config_from(holders).attention == "luong"
