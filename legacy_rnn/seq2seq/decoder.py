@@ -230,3 +230,143 @@ class DecoderSpec:
 
 def _join(*parts):
     return "/".join(p for p in parts if p)
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacySpec:
+    """legacy_seq2seq.embedding_attention_seq2seq as the translate tutorial called it: the same
+    kind of cell for encoder and decoder, `num_heads`, and the output projection: the user's
+    own (W, B) variables (`output_projection` names them), or None for contrib's
+    OutputProjectionWrapper around the decoder cell.
+
+    Variables (`<s>` = scope, `<a>` = `<s>/embedding_attention_decoder/attention_decoder`):
+    `<s>/rnn/embedding_wrapper/embedding`, `<s>/rnn/embedding_wrapper/<cell>/...`,
+    `<s>/embedding_attention_decoder/embedding`, `<a>/AttnW_K` [1, 1, D, D], `<a>/AttnV_K`,
+    `<a>/kernel`, `<a>/bias`, `<a>/[output_projection_wrapper/]<cell>/...`,
+    `<a>/output_projection_wrapper/kernel`, `bias`, `<a>/Attention_K/kernel`, `bias`,
+    `<a>/AttnOutputProjection/kernel`, `bias`."""
+    cell: CellSpec
+    encoder_symbols: int
+    decoder_symbols: int
+    embedding_size: int
+    num_heads: int = 1
+    output_projection: tuple | None = None  # (W name, B name)
+    scope: str = "embedding_attention_seq2seq"
+
+    @property
+    def _decoder(self):
+        return f"{self.scope}/embedding_attention_decoder"
+
+    @property
+    def _attention(self):
+        return f"{self._decoder}/attention_decoder"
+
+    @property
+    def _cell_prefix(self):
+        wrapper = "" if self.output_projection else "output_projection_wrapper/"
+        return f"{self._attention}/{wrapper}{self.cell.family.scope}"
+
+    @property
+    def output_size(self):
+        return self.cell.output_size if self.output_projection else self.decoder_symbols
+
+    def query_order(self):
+        """The cell's Keras states in the order TF1 flattens its state (the attention query)."""
+        import tensorflow as tf
+        return tf.nest.flatten(self.cell.family.state_from_keras(self.cell, [0, 1][:len(
+            _state_sizes(self.cell))]))
+
+    def variables(self):
+        u, e, d, h = self.cell.output_size, self.embedding_size, self.cell.output_size, \
+            self.num_heads
+        family = self.cell.family
+        names = {f"{self.scope}/rnn/embedding_wrapper/embedding": (self.encoder_symbols, e)}
+        names.update({f"{self.scope}/rnn/embedding_wrapper/{family.scope}/{k}": s
+                      for k, s in family.variables(self.cell, e).items()})
+        names[f"{self._decoder}/embedding"] = (self.decoder_symbols, e)
+        a = self._attention
+        state = sum(_state_sizes(self.cell))
+        for k in range(h):
+            names.update({f"{a}/AttnW_{k}": (1, 1, d, d), f"{a}/AttnV_{k}": (d,),
+                          f"{a}/Attention_{k}/kernel": (state, d),
+                          f"{a}/Attention_{k}/bias": (d,)})
+        names.update({f"{a}/kernel": (e + d * h, e), f"{a}/bias": (e,)})
+        names.update({f"{self._cell_prefix}/{k}": s
+                      for k, s in family.variables(self.cell, e).items()})
+        if not self.output_projection:
+            names[f"{a}/output_projection_wrapper/kernel"] = (u, self.decoder_symbols)
+            names[f"{a}/output_projection_wrapper/bias"] = (self.decoder_symbols,)
+        cell_out = self.output_size
+        names[f"{a}/AttnOutputProjection/kernel"] = (cell_out + d * h, self.output_size)
+        names[f"{a}/AttnOutputProjection/bias"] = (self.output_size,)
+        return names
+
+    def keras_twin(self):
+        """{encoder_embedding, encoder (an RNN returning sequences and states),
+        decoder_embedding, decoder (LegacyAttentionDecoderCell)}, built."""
+        e = self.embedding_size
+        encoder = keras.layers.RNN(self.cell.family.keras_cell(self.cell), return_sequences=True,
+                                   return_state=True, name="encoder")
+        encoder.build((None, None, e))
+        embeddings = {}
+        for name, symbols in (("encoder_embedding", self.encoder_symbols),
+                              ("decoder_embedding", self.decoder_symbols)):
+            embeddings[name] = keras.layers.Embedding(symbols, e, name=name)
+            embeddings[name].build((None,))
+        decoder = keras_decoder.LegacyAttentionDecoderCell(
+            self.cell.family.keras_cell(self.cell), self.output_size, self.num_heads,
+            cell_projection=None if self.output_projection else self.decoder_symbols,
+            query_order=self.query_order(), name="attention_decoder")
+        decoder.build_for(e, self.cell.output_size)
+        return {"encoder": encoder, "decoder": decoder, **embeddings}
+
+    def _slots(self, twin):
+        a, dec = self._attention, twin["decoder"]
+        slots = [(f"{self.scope}/rnn/embedding_wrapper/embedding",
+                  twin["encoder_embedding"].embeddings),
+                 (f"{self._decoder}/embedding", twin["decoder_embedding"].embeddings),
+                 (f"{a}/kernel", dec.input_kernel), (f"{a}/bias", dec.input_bias)]
+        for k, head in enumerate(dec.heads):
+            slots += [(f"{a}/AttnW_{k}", head["w"]), (f"{a}/AttnV_{k}", head["v"]),
+                      (f"{a}/Attention_{k}/kernel", head["query_kernel"]),
+                      (f"{a}/Attention_{k}/bias", head["query_bias"])]
+        if not self.output_projection:
+            slots += [(f"{a}/output_projection_wrapper/kernel", dec.cell_projection_kernel),
+                      (f"{a}/output_projection_wrapper/bias", dec.cell_projection_bias)]
+        slots += [(f"{a}/AttnOutputProjection/kernel", dec.output_kernel),
+                  (f"{a}/AttnOutputProjection/bias", dec.output_bias)]
+        return slots
+
+    def _cells(self, twin):
+        return ((f"{self.scope}/rnn/embedding_wrapper/{self.cell.family.scope}",
+                 twin["encoder"].cell), (self._cell_prefix, twin["decoder"].cell))
+
+    def to_keras(self, twin, tf1):
+        missing = sorted(set(self.variables()) - set(tf1))
+        if missing:
+            raise UserError(f"The checkpoint lacks {', '.join(missing[:4])} that "
+                            f"embedding_attention_seq2seq({self.cell.describe()}, num_heads="
+                            f"{self.num_heads}) needs; check its scope and options.")
+        for prefix, cell in self._cells(twin):
+            relative = {k[len(prefix) + 1:]: v for k, v in tf1.items()
+                        if k.startswith(prefix + "/")}
+            cell.set_weights(self.cell.family.to_keras(self.cell, relative))
+        for name, variable in self._slots(twin):
+            value = tf1[name]
+            variable.assign(value.reshape(variable.shape))  # AttnW_K: [1, 1, D, D] -> [D, D]
+
+    def to_tf1(self, twin, values=None, gradients=False):
+        read = ((lambda v: keras.ops.convert_to_numpy(v)) if values is None
+                else (lambda v: values[v.path]))
+        shapes = self.variables()
+        tf1 = {}
+        for prefix, cell in self._cells(twin):
+            tf1.update({f"{prefix}/{k}": v for k, v in self.cell.family.to_tf1(
+                self.cell, [read(w) for w in cell.weights], gradients=gradients).items()})
+        tf1.update({name: read(v).reshape(shapes[name]) for name, v in self._slots(twin)})
+        return tf1
+
+
+def _state_sizes(cell_spec):
+    sizes = cell_spec.family.keras_cell(cell_spec).state_size
+    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]

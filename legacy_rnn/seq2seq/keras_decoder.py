@@ -318,3 +318,104 @@ def run(decoder, projection, embedding, arrays, mode, problem):
         [tile_batch(s, width) for s in states], width, problem["maximum_iterations"],
         problem["length_penalty_weight"])
     return {"ids": ids, "scores": scores, "lengths": lengths}
+
+
+# --- legacy_seq2seq ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LegacyAttentionDecoderCell(keras.layers.Layer):
+    """legacy_seq2seq's attention_decoder step (`legacy_rnn.seq2seq.legacy` has the equations),
+    around any Keras RNN cell; `cell_projection`: the OutputProjectionWrapper's size, if the
+    cell is wrapped in one; `query_order`: the cell's Keras states in TF1's flatten order (an
+    LSTM's query is concat([c, h]): `[1, 0]`).
+
+    Weights: the cell's; `cell_projection_kernel`, `_bias`; `input_kernel`, `input_bias`; per
+    head `attn_w_K` [D, D], `attn_v_K`, `query_kernel_K`, `query_bias_K`; `output_kernel`,
+    `output_bias`."""
+
+    def __init__(self, cell, output_size, num_heads=1, cell_projection=None, query_order=(0,),
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.cell = cell if isinstance(cell, keras.layers.Layer) else \
+            keras.saving.deserialize_keras_object(cell)
+        self.output_size, self.num_heads = output_size, num_heads
+        self.cell_projection, self.query_order = cell_projection, list(query_order)
+
+    def build_for(self, input_depth, memory_depth):
+        heads, depth = self.num_heads, memory_depth
+        if not self.cell.built:
+            self.cell.build((None, input_depth))
+        sizes = self.cell.state_size if isinstance(self.cell.state_size, (list, tuple)) else [
+            self.cell.state_size]
+        cell_output = self.cell_projection or self.cell.output_size
+        if self.cell_projection:
+            self.cell_projection_kernel = self.add_weight(
+                (self.cell.output_size, self.cell_projection), name="cell_projection_kernel")
+            self.cell_projection_bias = self.add_weight((self.cell_projection,),
+                                                        name="cell_projection_bias")
+        self.input_kernel = self.add_weight((input_depth + depth * heads, input_depth),
+                                            name="input_kernel")
+        self.input_bias = self.add_weight((input_depth,), name="input_bias")
+        self.heads = []
+        for k in range(heads):
+            self.heads.append({
+                "w": self.add_weight((depth, depth), name=f"attn_w_{k}"),
+                "v": self.add_weight((depth,), name=f"attn_v_{k}"),
+                "query_kernel": self.add_weight((sum(sizes), depth), name=f"query_kernel_{k}"),
+                "query_bias": self.add_weight((depth,), name=f"query_bias_{k}")})
+        self.output_kernel = self.add_weight((cell_output + depth * heads, self.output_size),
+                                             name="output_kernel")
+        self.output_bias = self.add_weight((self.output_size,), name="output_bias")
+        self.built = True
+
+    def features(self, memory):
+        return [ops.matmul(memory, head["w"]) for head in self.heads]
+
+    def attention(self, states, memory, features):
+        query = ops.concatenate([states[i] for i in self.query_order], 1)
+        reads = []
+        for head, feature in zip(self.heads, features):
+            y = ops.matmul(query, head["query_kernel"]) + head["query_bias"]
+            weights = ops.softmax(ops.sum(head["v"] * ops.tanh(feature + y[:, None, :]), 2),
+                                  axis=-1)
+            reads.append(ops.sum(weights[:, :, None] * memory, 1))
+        return reads
+
+    def step(self, inputs, states, attns, memory, features):
+        x = ops.matmul(ops.concatenate([inputs, *attns], 1), self.input_kernel) + self.input_bias
+        cell_output, states = self.cell(x, list(states))
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        if self.cell_projection:
+            cell_output = ops.matmul(cell_output, self.cell_projection_kernel) + \
+                self.cell_projection_bias
+        attns = self.attention(states, memory, features)
+        output = ops.matmul(ops.concatenate([cell_output, *attns], 1), self.output_kernel) + \
+            self.output_bias
+        return output, list(states), attns
+
+    def get_config(self):
+        return {**super().get_config(), "cell": keras.saving.serialize_keras_object(self.cell),
+                "output_size": self.output_size, "num_heads": self.num_heads,
+                "cell_projection": self.cell_projection, "query_order": self.query_order}
+
+
+def legacy_decode(decoder, embedding, decoder_ids, memory, states, feed_previous=False,
+                  output_projection=None, initial_state_attention=False):
+    """embedding_attention_decoder over `decoder_ids` [B, T] (with `feed_previous`, only step 0's
+    id is read; later steps embed the argmax of the previous output, through
+    `output_projection` (W, B) where it is given): outputs [B, T, output_size]."""
+    features = decoder.features(memory)
+    batch = ops.shape(memory)[0]
+    attns = ([ops.zeros((batch, memory.shape[-1]))] * decoder.num_heads
+             if not initial_state_attention else decoder.attention(states, memory, features))
+    outputs, prev = [], None
+    for t in range(decoder_ids.shape[1]):
+        if feed_previous and prev is not None:
+            logits = prev if output_projection is None else (
+                ops.matmul(prev, output_projection[0]) + output_projection[1])
+            inputs = embedding(ops.argmax(logits, axis=1))
+        else:
+            inputs = embedding(decoder_ids[:, t])
+        prev, states, attns = decoder.step(inputs, states, attns, memory, features)
+        outputs.append(prev)
+    return ops.stack(outputs, 1)
