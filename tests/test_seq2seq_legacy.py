@@ -135,3 +135,20 @@ def test_one_attention_read_equals_numpy():
     expected = (np.concatenate([h1, read], 1) @ w[f"{a}/AttnOutputProjection/kernel"]
                 + w[f"{a}/AttnOutputProjection/bias"])
     assert np.max(np.abs(got - expected)) <= 1e-5
+
+
+def test_the_block_converter_does_not_take_a_decoders_cell_for_a_block_of_its_own():
+    """An attention decoder's cell reads concat([input, attention]): converted as a block of its
+    own and checked against a rebuild of that misreading, it would pass. Discovery names it."""
+    from legacy_rnn.conversion import discover
+    from legacy_rnn.seq2seq import parity
+    contrib = parity.CASES[parity.BEAM_CASE].variables(3, 4)
+    translate = LegacySpec(CellSpec.make("basic_lstm", 4), ENC, DEC, EMB, 2,
+                           output_projection=("proj_w", "proj_b")).variables()
+    for shapes in (contrib, translate):
+        found, rest = discover.discover(shapes)
+        assert found == []
+        unknown = discover.not_converted(rest)
+        assert sum(len(names) for names in unknown.values()) >= len(shapes) - 4
+        assert any("AttentionWrapper" in what or "attention_decoder" in what
+                   for what in unknown)

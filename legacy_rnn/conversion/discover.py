@@ -178,6 +178,11 @@ NOT_CONVERTED = {
     "output_projection_wrapper": "tf.contrib's OutputProjectionWrapper",
     "input_projection_wrapper": "tf.contrib's InputProjectionWrapper",
     "embedding_wrapper": "tf.contrib's EmbeddingWrapper",
+    "attention_wrapper": "tf.contrib.seq2seq's AttentionWrapper (an attention decoder; "
+                         "legacy_rnn.seq2seq reproduces it and has its Keras twin, "
+                         "docs/migration.md)",
+    "attention_decoder": "legacy_seq2seq's attention_decoder (legacy_rnn.seq2seq reproduces it "
+                         "and has its Keras twin, docs/migration.md)",
     "nas_rnn": "tf.contrib's NASCell",
     "ugrnn_cell": "tf.contrib's UGRNNCell",
     "opaque_kernel": "a cuDNN layer's opaque parameter buffer, whose layout only the cuDNN "
@@ -188,7 +193,11 @@ NOT_CONVERTED = {
 }
 
 
-WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")}
+# Scopes whose cells are not a block of their own: a cell read with them would be misread (an
+# attention decoder's cell reads concat([input, attention]); a projection's kernel passes for a
+# BasicRNNCell).
+WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")} | {
+    "attention_decoder"}
 
 
 def not_converted(names):
