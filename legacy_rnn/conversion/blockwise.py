@@ -142,8 +142,27 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
     rng = np.random.default_rng(seed)
     results = [convert_block(f, block, options, prefix, meta, old_names, rng)
                for f, block, options in read]
-    _write(output_dir, results, others, force, prefix)
+    decoders = _decoders(prefix, meta, old_names)
+    _write(output_dir, results, others, force, prefix, decoders)
     return [r for r, _ in results], others
+
+
+def _decoders(prefix, meta, old_names):
+    """[(seq2seq Found, its weights)] of the checkpoint's attention decoders
+    (`legacy_rnn.seq2seq.checkpoint`); one is checked against the user's graph, so a checkpoint
+    without its `.meta` has its decoder named, not converted."""
+    from legacy_rnn.seq2seq import checkpoint as decoders
+    shapes = checkpoints.list_variables(prefix)
+    if not any("attention_wrapper/" in name for name in shapes):
+        return []
+    if meta is None or old_names:
+        raise UserError(f"{prefix} holds a tf.contrib.seq2seq attention decoder "
+                        "(attention_wrapper/), which is converted only with the .meta graph "
+                        "beside the checkpoint: the decoder is checked against it. Keep the "
+                        ".meta the Saver wrote (write_meta_graph=True) and convert again.")
+    view = metagraph.GraphView(metagraph.read_graph(meta))
+    return [(f, checkpoints.load_tensors(prefix, f.variables))
+            for f in decoders.find_decoders(shapes, view, prefix)]
 
 
 def convert_block(f, block, options, prefix, meta, old_names, rng):
@@ -175,7 +194,8 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
                        neutralised=neutralised, assumed=assumed), model
 
 
-def _write(output_dir, results, others, force, source):
+def _write(output_dir, results, others, force, source, decoders=()):
+    from legacy_rnn.seq2seq import checkpoint as seq2seq_checkpoint
     with atomic.directory(output_dir, "--output") as fresh:
         for result, model in results:
             if result.ok or force:
@@ -183,9 +203,17 @@ def _write(output_dir, results, others, force, source):
                 result.status = "written" if result.ok else "written despite failing (--force)"
             else:
                 result.status = "failed: not written"
+        reports = [seq2seq_checkpoint.convert(source, fresh, found, weights)
+                   for found, weights in decoders]
+        converted = {name: r["file"] for (found, _), r in zip(decoders, reports) if r["ok"]
+                     for name in found.variables}
+        for other in others:
+            if other["name"] in converted:
+                other["guess"] = f"the attention decoder in {converted[other['name']]}"
         atomic.write_json(os.path.join(fresh, "blocks.json"), {
             "checkpoint": source, "tolerance": TOLERANCE,
-            "blocks": [r.record() for r, _ in results], "other_variables": others})
+            "blocks": [r.record() for r, _ in results], "decoders": reports,
+            "other_variables": others})
 
 
 # --- Keras -> TF1 -------------------------------------------------------------------------------

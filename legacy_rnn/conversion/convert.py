@@ -22,6 +22,7 @@ n_hidden is read from the variable shapes. The result loads anywhere with
 logits `[batch, 10]`; the toy model takes `[x [batch, time, 1], seqlen [batch] int32]` and
 returns logits `[batch, 2]`.
 """
+import json
 import os
 import sys
 
@@ -220,9 +221,23 @@ def _blocks(value):
                   "ran this project's rebuild with those values: it cannot tell whether the "
                   "original used others. Keep the .meta beside the checkpoint to check against "
                   "the original graph.", file=sys.stderr)
+    with open(os.path.join(value["output"], "blocks.json")) as f:
+        decoders = json.load(f)["decoders"]
+    for d in decoders:
+        where = os.path.join(value["output"], d["file"]) if d["ok"] else "failed: not written"
+        print(f"{'written' if d['ok'] else 'failed':>9s}  {where}: {d['decoder']}")
+        for name, option in sorted(d["options"].items()):
+            print(f"           {name} = {option['value']!r} ({option['source']})")
+        print(f"           largest difference {d['largest_difference']:.2e} against "
+              f"{d['verified_against']} (tolerance {d['tolerance']:g})")
+    others = [o for o in others if not o["guess"].startswith("the attention decoder in")]
     print(f"{len(others)} other variables (dense layers, embeddings, optimizer state, ...) are "
           f"listed in {os.path.join(value['output'], 'blocks.json')}")
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not r.ok] + [d for d in decoders if not d["ok"]]
+    if any(not d["ok"] for d in decoders):
+        print("convert: the attention decoder's twin does not compute the graph's logits; its "
+              "files were not written.", file=sys.stderr)
+        return 1
     if failed:
         print(f"convert: {len(failed)} block(s) failed verification: "
               f"{', '.join(r.block.prefix for r in failed)}. Their options may differ from what "

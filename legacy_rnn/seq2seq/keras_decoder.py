@@ -419,3 +419,46 @@ def legacy_decode(decoder, embedding, decoder_ids, memory, states, feed_previous
         prev, states, attns = decoder.step(inputs, states, attns, memory, features)
         outputs.append(prev)
     return ops.stack(outputs, 1)
+
+
+# --- Files ----------------------------------------------------------------------------------------
+def save_layers(stem, layers, depths):
+    """`stem.json` (each layer's Keras config, and the depths `build_for` takes) and `stem.npz`
+    (their weights, in `get_weights` order): what `load_layers` reads back on any backend. Both
+    written atomically; nothing in them runs code when loaded."""
+    import json
+    import os
+    import tempfile
+    arrays = {f"{name}{i:03d}": w for name, layer in layers.items()
+              for i, w in enumerate(layer.get_weights())}
+    config = {"layers": {name: keras.saving.serialize_keras_object(layer)
+                         for name, layer in layers.items()},
+              "depths": list(depths), "weights": os.path.basename(stem) + ".npz"}
+    directory = os.path.dirname(stem) or "."
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as f:
+        np.savez(f, **arrays)
+    os.replace(f.name, stem + ".npz")
+    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".json", delete=False) as f:
+        json.dump(config, f, indent=1, default=str)
+    os.replace(f.name, stem + ".json")
+
+
+def load_layers(stem):
+    """{name: built layer holding its weights} from `save_layers`' files."""
+    import json
+    with open(stem + ".json") as f:
+        config = json.load(f)
+    data = np.load(stem + ".npz", allow_pickle=False)
+    layers = {name: keras.saving.deserialize_keras_object(c)
+              for name, c in config["layers"].items()}
+    input_depth, memory_depth = config["depths"]
+    for name, layer in layers.items():
+        if hasattr(layer, "build_for"):
+            layer.build_for(input_depth, memory_depth)
+    for name, layer in layers.items():
+        weights = [data[k] for k in sorted(data.files) if k[:-3] == name]
+        if not layer.built:  # a Dense or Embedding: built from its first weight's shape
+            layer.build((None,) if isinstance(layer, keras.layers.Embedding)
+                        else (None, weights[0].shape[0]))
+        layer.set_weights(weights)
+    return layers

@@ -7,7 +7,6 @@ from a random cell state, as a decoder fed an encoder's state does; `end_bias` i
 projection's end_token logit so that decoded rows stop at different steps.
 """
 import dataclasses
-import json
 import os
 
 import keras
@@ -176,16 +175,13 @@ def save_case(directory, name, problem):
     cell, projection, embedding = keras_twin(problem, weights)
     arrays = problem.arrays()
     stem = name.replace(" ", "_").replace(":", "")
-    layers = {"cell": cell, "projection": projection, "embedding": embedding}
+    keras_decoder.save_layers(os.path.join(directory, stem + ".layers"),
+                              {"cell": cell, "projection": projection, "embedding": embedding},
+                              depths=[problem.embedding_size, problem.memory_depth])
     data = {f"in_{k}": v for k, v in arrays.items() if k != "states"}
     data.update({f"in_state{i}": s for i, s in enumerate(arrays["states"])})
-    for layer_name, layer in layers.items():
-        data.update({f"w_{layer_name}{i:02d}": w for i, w in enumerate(layer.get_weights())})
     for mode, result in results.items():
         data.update({f"expected_{mode}_{k}": v for k, v in result.items() if k != "gradients"})
     np.savez(os.path.join(directory, stem + ".npz"), **data)
-    return {"name": name, "kind": "seq2seq", "data": stem + ".npz",
-            "layers": {k: json.loads(json.dumps(keras.saving.serialize_keras_object(v)))
-                       for k, v in layers.items()},
-            "depths": [problem.embedding_size, problem.memory_depth],
+    return {"name": name, "kind": "seq2seq", "data": stem + ".npz", "layers": stem + ".layers",
             "problem": problem_dict(problem)}

@@ -96,16 +96,7 @@ def timed(case, directory):
 
 def seq2seq(case, directory):
     data = np.load(os.path.join(directory, case["data"]))
-    layers = {name: keras.saving.deserialize_keras_object(config)
-              for name, config in case["layers"].items()}
-    input_depth, memory_depth = case["depths"]
-    layers["cell"].build_for(input_depth, memory_depth)
-    for name, shape in (("projection", (None, data["w_projection00"].shape[0])),
-                        ("embedding", (None,))):
-        if not layers[name].built:  # deserialized from a build config, or not
-            layers[name].build(shape)
-    for name, layer in layers.items():
-        layer.set_weights([data[k] for k in sorted(data.files) if k.startswith(f"w_{name}")])
+    layers = keras_decoder.load_layers(os.path.join(directory, case["layers"]))
     arrays = {k[len("in_"):]: data[k] for k in data.files
               if k.startswith("in_") and not k.startswith("in_state")}
     arrays["states"] = [data[k] for k in sorted(data.files) if k.startswith("in_state")]

@@ -1,0 +1,127 @@
+"""A user's attention seq2seq checkpoint (contrib's names, written as TF1 code wrote it) through
+the converter: the decoder is found with options that differ from contrib's defaults
+(LSTMCell forget_bias 0.0 in the graph, LuongAttention scale, output_attention=False where the
+shapes cannot tell), and its twin is checked against the user's own graph; planted misreads of
+those options fail that check."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legacy_rnn.conversion import blockwise, metagraph
+from legacy_rnn.errors import UserError
+from legacy_rnn.seq2seq import checkpoint, keras_decoder, tf1
+from legacy_rnn.training import checkpoints
+
+v1 = tf.compat.v1
+TOLERANCE = checkpoint.TOLERANCE
+VOCAB, EMBED, UNITS = 9, 3, 4
+
+
+def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False):
+    """embedding -> dynamic_rnn(LSTMCell) encoder -> AttentionWrapper(LSTMCell(forget_bias),
+    LuongAttention(scale=True), attention_layer_size=UNITS, output_attention) from the encoder's
+    state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta."""
+    if v1_loops:
+        v1.disable_control_flow_v2()
+    try:
+        with tf.Graph().as_default() as graph:
+            v1.set_random_seed(7)
+            source = v1.placeholder(tf.int32, [None, None], "source")
+            source_lengths = v1.placeholder(tf.int32, [None], "source_lengths")
+            decoder_ids = v1.placeholder(tf.int32, [None, None], "decoder_inputs")
+            target_lengths = v1.placeholder(tf.int32, [None], "target_lengths")
+            targets = v1.placeholder(tf.int32, [None, None], "targets")
+            source_embedding = v1.get_variable("source_embedding", [VOCAB, EMBED])
+            target_embedding = v1.get_variable("target_embedding", [VOCAB, EMBED])
+            memory, state = v1.nn.dynamic_rnn(
+                v1.nn.rnn_cell.LSTMCell(UNITS), tf.nn.embedding_lookup(source_embedding, source),
+                source_lengths, dtype=tf.float32, scope="encoder")
+            mechanism = tf1.LuongAttention(UNITS, memory, source_lengths, scale=True)
+            cell = tf1.AttentionWrapper(v1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=forget_bias),
+                                        mechanism, attention_layer_size=UNITS,
+                                        output_attention=output_attention)
+            initial = cell.zero_state(tf.shape(source)[0], tf.float32)._replace(cell_state=state)
+            helper = tf1.TrainingHelper(tf.nn.embedding_lookup(target_embedding, decoder_ids),
+                                        target_lengths)
+            decoder = tf1.BasicDecoder(cell, helper, initial,
+                                       v1.layers.Dense(VOCAB, name="output_projection"))
+            outputs, _, _ = tf1.dynamic_decode(decoder)
+            logits = tf.identity(outputs.rnn_output, "logits")
+            steps = tf.shape(logits)[1]
+            loss = tf1.sequence_loss(logits, targets[:, :steps],
+                                     tf.sequence_mask(target_lengths, steps, tf.float32))
+            train = v1.train.AdamOptimizer(0.01).minimize(loss)
+            with v1.Session(graph=graph) as sess:
+                sess.run(v1.global_variables_initializer())
+                # The attention scale off its initial 1.0, as training leaves it.
+                scale = [v for v in v1.global_variables() if v.op.name.endswith("attention_g")]
+                sess.run(scale[0].assign(1.6))
+                del train
+                v1.train.Saver().save(sess, prefix)
+    finally:
+        if v1_loops:
+            v1.enable_control_flow_v2()
+    return prefix
+
+
+def _found(prefix):
+    shapes = checkpoints.list_variables(prefix)
+    view = metagraph.GraphView(metagraph.read_graph(prefix + ".meta"))
+    (found,) = checkpoint.find_decoders(shapes, view)
+    return found, checkpoints.load_tensors(prefix, found.variables)
+
+
+@pytest.mark.parametrize("loops", ["TF2 While", "TF1 Enter/Exit"])
+def test_the_decoder_is_read_from_the_graph_and_its_twin_matches_the_users_graph(tmp_path,
+                                                                                  loops):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), v1_loops=loops != "TF2 While")
+    found, weights = _found(prefix)
+    spec = found.spec
+    assert spec.cell.kind == "lstm" and spec.cell.get("forget_bias") == 0.0
+    assert spec.attention.kind == "luong" and spec.attention.scale
+    assert spec.attention_layer_size == UNITS and spec.output_attention is False
+    assert found.sources["output_attention"].startswith("the .meta graph")
+    assert (found.input_depth, found.memory_depth) == (EMBED, UNITS)
+    difference, inputs = checkpoint.check_against_graph(prefix, found, weights)
+    assert difference <= TOLERANCE
+    assert set(inputs) == {"source", "source_lengths", "decoder_inputs", "target_lengths"}
+    # Planted misreads, each caught by the same check.
+    for wrong in (dataclasses.replace(spec, output_attention=True),
+                  dataclasses.replace(spec, cell=type(spec.cell).make("lstm", UNITS))):
+        planted = dataclasses.replace(found, spec=wrong)
+        assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+
+
+def test_convert_writes_the_decoder_beside_the_blocks_and_it_loads_back(tmp_path):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), output_attention=True)
+    out = str(tmp_path / "out")
+    results, others = blockwise.to_keras_blocks(prefix, out)
+    assert [r.block.prefix for r in results] == ["encoder"] and results[0].ok
+    with open(os.path.join(out, "blocks.json")) as f:
+        (report,) = json.load(f)["decoders"]
+    assert report["ok"] and report["largest_difference"] <= TOLERANCE
+    assert report["options"]["output_attention"]["value"] is True
+    assert report["options"]["forget_bias"] == {"value": 0.0, "source": "the .meta graph"}
+    layers = keras_decoder.load_layers(os.path.join(out, report["file"][:-len(".json")]))
+    found, weights = _found(prefix)
+    back = found.spec.to_tf1(layers["cell"], layers["projection"])
+    assert set(back) == set(weights)
+    assert max(np.max(np.abs(back[k] - weights[k])) for k in back) <= 1e-7  # forget_bias fold
+    # The decoder's variables are not listed as unconverted.
+    assert not any(o["name"] in found.variables and "not converted" in o["guess"]
+                   for o in others)
+
+
+def test_without_the_meta_the_decoder_is_refused_and_nothing_is_written(tmp_path):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"))
+    os.remove(prefix + ".meta")
+    with pytest.raises(UserError, match=r"converted only with the \.meta"):
+        blockwise.to_keras_blocks(prefix, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
+    shapes = checkpoints.list_variables(prefix)
+    with pytest.raises(UserError, match="both 4 wide"):  # output_attention: shapes cannot tell
+        checkpoint.find_decoders(shapes, None)
