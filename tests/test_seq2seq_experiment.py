@@ -83,3 +83,23 @@ def test_bad_settings_are_refused_before_tensorflow_is_needed():
         values(["prog", "--steps=0"])
     values(["prog", "--attention=luong", "--attention_units=64"])
     assert experiment.config_from(holders).attention == "luong"
+
+
+def test_the_exported_signatures_decode_as_the_graphs_do(trained, tmp_path):
+    """The four SavedModels (TF1 greedy and beam graphs, the twin's) answer the same signature
+    with the same ids, those the graphs decode, end_token past each length."""
+    from legacy_rnn.seq2seq import serving
+    paths = serving.export_all(CONFIG, trained["values"], str(tmp_path / "export"))
+    data = experiment.make_data(CONFIG, 25, np.random.default_rng(4))
+    for mode in ("greedy", "beam"):
+        expected = experiment.decode_graph(CONFIG, mode, trained["values"], data)
+        answers = [serving.call(paths[f"{side}_{mode}"], data["source"], data["source_lengths"])
+                   for side in ("tf1", "keras")]
+        np.testing.assert_array_equal(answers[0]["ids"], answers[1]["ids"])
+        np.testing.assert_array_equal(answers[0]["lengths"], answers[1]["lengths"])
+        ids, lengths = answers[0]["ids"], answers[0]["lengths"]
+        assert ids.shape == (25, CONFIG.maximum_iterations)
+        for row in range(25):
+            n = lengths[row]
+            np.testing.assert_array_equal(ids[row, :n], expected[row, :n])
+            assert np.all(ids[row, n:] == experiment.END)

@@ -16,8 +16,8 @@ The Keras 3 twin (`keras_twin`) holds the same weights: the zoo's Keras block fo
 `keras_decoder` for the decoder. `--measure` times a training step of each, and decoding at batch
 1 and 64 (one run, this machine).
 
-Not built yet (issue 25): --model_dir with resume, export with a serving signature, a golden file,
-the checkpoint conversion through `convert`.
+`--export_dir` writes SavedModels that decode (`legacy_rnn.seq2seq.serving`). Not built yet
+(issue 25): --model_dir with resume, a golden file.
 """
 import dataclasses
 import time
@@ -173,14 +173,15 @@ def build_graph(config, mode):
             train_op = v1.train.AdamOptimizer(config.learning_rate).minimize(loss)
             fetches = {"loss": loss, "train_op": train_op, "logits": logits}
         elif mode == "greedy":
-            outputs, _, _ = spec.tf1_decode(memory, feeds["source_lengths"], fw_state, **decode)
-            fetches = {"ids": tf.identity(outputs.sample_id, "ids")}
+            outputs, _, lengths = spec.tf1_decode(memory, feeds["source_lengths"], fw_state,
+                                                  **decode)
+            fetches = {"ids": tf.identity(outputs.sample_id, "ids"), "lengths": lengths}
         else:
-            outputs, _, _ = spec.tf1_decode(memory, feeds["source_lengths"], fw_state,
-                                            beam_width=config.beam_width,
-                                            length_penalty_weight=config.length_penalty_weight,
-                                            **decode)
-            fetches = {"ids": tf.identity(outputs.predicted_ids[:, :, 0], "ids")}
+            outputs, state, _ = spec.tf1_decode(
+                memory, feeds["source_lengths"], fw_state, beam_width=config.beam_width,
+                length_penalty_weight=config.length_penalty_weight, **decode)
+            fetches = {"ids": tf.identity(outputs.predicted_ids[:, :, 0], "ids"),
+                       "lengths": tf.cast(state.lengths[:, 0], tf.int32)}
         fetches["init"] = v1.global_variables_initializer()
         saver = v1.train.Saver(v1.trainable_variables())
     return Graph(graph, feeds, fetches, saver)
@@ -372,6 +373,12 @@ def define_flags(flag_values=flags.FLAGS):
         elif name == "attention":
             holders[name] = flags.DEFINE_enum(name, default, ["bahdanau", "luong"], help_text,
                                               flag_values=flag_values)
+    holders["export_dir"] = flags.DEFINE_string(
+        "export_dir", None, "After training, write four SavedModels that decode here: "
+        "tf1_greedy, tf1_beam, keras_greedy, keras_beam (legacy_rnn/seq2seq/serving.py).",
+        flag_values=flag_values)
+    holders["overwrite"] = flags.DEFINE_boolean(
+        "overwrite", False, "Replace an existing --export_dir.", flag_values=flag_values)
     holders["measure"] = flags.DEFINE_boolean(
         "measure", False, "After training, time a training step and decoding (TF1 graph and "
         "Keras twin).", flag_values=flag_values)
@@ -388,11 +395,20 @@ def main(holders, argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = config_from(holders)
+    export_dir, overwrite = holders["export_dir"].value, holders["overwrite"].value
+    from legacy_rnn.training import serving as checks
+    if export_dir:  # refused before the training it would otherwise come after
+        checks.check_export_dir(export_dir, overwrite)
     from legacy_rnn.cli import programs
     programs.start_tensorflow()
     metrics = train(config)
     if holders["measure"].value:
         measure(config, metrics["values"])
+    if export_dir:
+        from legacy_rnn.seq2seq import serving
+        for name, path in serving.export_all(config, metrics["values"], export_dir,
+                                             overwrite).items():
+            print(f"exported {name} to {path}")
     print(f"train_seconds: {metrics['train_seconds']:.1f}")
     for mode in ("greedy", "beam"):
         print(f"{mode}_exact_match: {metrics[f'{mode}_exact']:.4f}  "

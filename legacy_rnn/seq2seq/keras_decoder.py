@@ -187,9 +187,10 @@ def teacher_forced(decoder, projection, inputs, lengths, memory, states):
 
 
 def greedy_decode(decoder, projection, embedding, start_tokens, end_token, memory, states,
-                  maximum_iterations, impute_finished=False):
+                  maximum_iterations, impute_finished=False, stop_early=True):
     """GreedyEmbeddingHelper + BasicDecoder under dynamic_decode: (ids [B, T], logits
-    [B, T, V], lengths [B]); T is where every row has emitted end_token, or the maximum."""
+    [B, T, V], lengths [B]); T is where every row has emitted end_token, or the maximum.
+    `stop_early=False` runs every step (traceable: no value read back), the first T the same."""
     batch = ops.shape(start_tokens)[0]
     inputs = embedding(start_tokens)
     finished = ops.zeros((batch,), "bool")
@@ -211,7 +212,7 @@ def greedy_decode(decoder, projection, embedding, start_tokens, end_token, memor
         ids.append(sample)
         logits.append(step_logits)
         states, finished = next_states, next_finished
-        if _all(finished):
+        if stop_early and _all(finished):
             break
         inputs = embedding(next_sample)
     return ops.stack(ids, 1), ops.stack(logits, 1), lengths
@@ -244,10 +245,11 @@ def gather_tree(step_ids, parent_ids, max_lengths, end_token):
 
 
 def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, memory, states,
-                       beam_width, maximum_iterations, length_penalty_weight=0.0):
+                       beam_width, maximum_iterations, length_penalty_weight=0.0,
+                       stop_early=True):
     """BeamSearchDecoder under dynamic_decode: (predicted ids [B, T, K] after gather_tree,
     scores [B, T, K], lengths [B, K]); `memory` and `states` hold batch * beam_width rows
-    (`Memory.tiled`, `tile_batch`), as TF1's must."""
+    (`Memory.tiled`, `tile_batch`), as TF1's must. `stop_early=False`: as greedy_decode's."""
     batch = ops.shape(start_tokens)[0]
     width = beam_width
     start = ops.repeat(ops.cast(start_tokens, "int32")[:, None], width, axis=1)
@@ -284,7 +286,7 @@ def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, 
         scores_t.append(next_scores)
         ids_t.append(word_ids)
         parents_t.append(beam_ids)
-        if _all(finished) or t + 1 >= maximum_iterations:
+        if (stop_early and _all(finished)) or t + 1 >= maximum_iterations:
             break
         inputs = embedding(word_ids)
     ids, parents = ops.stack(ids_t, 1), ops.stack(parents_t, 1)
@@ -292,12 +294,12 @@ def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, 
     return predicted, ops.stack(scores_t, 1), lengths
 
 
-def run(decoder, projection, embedding, arrays, mode, problem):
+def run(decoder, projection, embedding, arrays, mode, problem, stop_early=True):
     """One of the three ways TF1 ran the decoder, on {memory, memory_lengths, states (the
     cell's, Keras order), inputs, lengths}: `teacher` -> {logits}; `greedy` -> {ids, logits,
     lengths}; `beam` -> {ids, scores, lengths} ({beam_width, length_penalty_weight,
     maximum_iterations, start, end} from `problem`)."""
-    batch = arrays["memory"].shape[0]
+    batch = ops.shape(arrays["memory"])[0]
     memory = Memory(decoder.attention, arrays["memory"], arrays["memory_lengths"])
     states = [ops.convert_to_tensor(s) for s in arrays["states"]]
     states.append(decoder.initial_attention(batch))
@@ -310,13 +312,13 @@ def run(decoder, projection, embedding, arrays, mode, problem):
         ids, logits, lengths = greedy_decode(decoder, projection, embedding, start,
                                              problem["end"], memory, states,
                                              problem["maximum_iterations"],
-                                             problem.get("impute_finished", False))
+                                             problem.get("impute_finished", False), stop_early)
         return {"ids": ids, "logits": logits, "lengths": lengths}
     width = problem["beam_width"]
     ids, scores, lengths = beam_search_decode(
         decoder, projection, embedding, start, problem["end"], memory.tiled(width),
         [tile_batch(s, width) for s in states], width, problem["maximum_iterations"],
-        problem["length_penalty_weight"])
+        problem["length_penalty_weight"], stop_early)
     return {"ids": ids, "scores": scores, "lengths": lengths}
 
 
