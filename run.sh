@@ -20,7 +20,7 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 if [ $# -eq 0 ]; then
   echo "usage: ./run.sh test [pytest args] | ./run.sh <program> [flags]" >&2
-  echo "experiments: mnist_rnn mnist_birnn toy_dynamic_rnn imdb_rnn series_rnn" >&2
+  echo "experiments: mnist_rnn mnist_birnn toy_dynamic_rnn imdb_rnn series_rnn seq2seq_attention" >&2
   echo "tools: inspect convert upgrade golden canary backends bench imdb_data" >&2
   exit 2
 fi
