@@ -125,3 +125,13 @@ def test_without_the_meta_the_decoder_is_refused_and_nothing_is_written(tmp_path
     shapes = checkpoints.list_variables(prefix)
     with pytest.raises(UserError, match="both 4 wide"):  # output_attention: shapes cannot tell
         checkpoint.find_decoders(shapes, None)
+
+
+def test_a_damaged_decoder_file_is_refused_with_a_paragraph(tmp_path):
+    stem = str(tmp_path / "decoder.decoder")
+    with open(stem + ".json", "w") as f:
+        f.write('{"layers": {}, "depths": [3, 4], "weights": "decoder.decoder.npz"}')
+    with open(stem + ".npz", "wb") as f:
+        f.write(b"not a zip")
+    with pytest.raises(UserError, match="cannot be read as a converted decoder"):
+        keras_decoder.load_layers(stem)

@@ -448,12 +448,20 @@ def save_layers(stem, layers, depths):
 def load_layers(stem):
     """{name: built layer holding its weights} from `save_layers`' files."""
     import json
-    with open(stem + ".json") as f:
-        config = json.load(f)
-    data = np.load(stem + ".npz", allow_pickle=False)
-    layers = {name: keras.saving.deserialize_keras_object(c)
-              for name, c in config["layers"].items()}
-    input_depth, memory_depth = config["depths"]
+    import zipfile
+
+    from legacy_rnn.errors import UserError
+    try:
+        with open(stem + ".json") as f:
+            config = json.load(f)
+        data = np.load(stem + ".npz", allow_pickle=False)
+        layers = {name: keras.saving.deserialize_keras_object(c)
+                  for name, c in config["layers"].items()}
+        input_depth, memory_depth = config["depths"]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise UserError(f"{stem}.json / {stem}.npz cannot be read as a converted decoder "
+                        f"({type(e).__name__}: {str(e)[:160]}). They are damaged or not what "
+                        "`convert` wrote: convert the checkpoint again.") from None
     for name, layer in layers.items():
         if hasattr(layer, "build_for"):
             layer.build_for(input_depth, memory_depth)
