@@ -36,6 +36,26 @@ def test_the_targets_are_the_sources_reversed_then_end():
     assert token == pytest.approx(1 - 1 / data["target_lengths"].sum())
 
 
+def _initial_values(seed):
+    graph = experiment.build_graph(dataclasses.replace(CONFIG, seed=seed), "greedy")
+    with graph.graph.as_default():
+        init = experiment.tf.compat.v1.global_variables_initializer()
+    with experiment.tf.compat.v1.Session(graph=graph.graph) as sess:
+        sess.run(init)
+        return experiment.trainable_values(graph, sess)
+
+
+def test_the_seed_fixes_every_initial_value_and_another_seed_changes_each():
+    # The decoder's kernels (cell, memory_layer, attention_layer, projection) used to take
+    # tf-keras's default initializer, seeded from Python's `random`: same seed, other values.
+    first, again, other = _initial_values(3), _initial_values(3), _initial_values(4)
+    assert any(name.startswith("decoder/") for name in first)
+    for name, value in first.items():
+        np.testing.assert_array_equal(value, again[name], err_msg=name)
+        if np.unique(value).size > 1:  # drawn, not a constant initializer (attention_g, biases)
+            assert not np.array_equal(value, other[name]), name
+
+
 @pytest.fixture(scope="module")
 def trained():
     return experiment.train(CONFIG, log=lambda line: None)

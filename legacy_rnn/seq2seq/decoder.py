@@ -138,30 +138,37 @@ class DecoderSpec:
         (outputs, state, lengths)."""
         import tensorflow as tf
         from legacy_rnn.seq2seq import tf1
-        batch = tf.shape(memory)[0]
-        if beam_width:
-            memory = tf1.tile_batch(memory, beam_width)
-            memory_lengths = (None if memory_lengths is None
-                              else tf1.tile_batch(memory_lengths, beam_width))
-            initial_cell_state = (None if initial_cell_state is None else tf.nest.map_structure(
-                lambda t: tf1.tile_batch(t, beam_width), initial_cell_state))
-        cell = self.tf1_cell(memory, memory_lengths)
-        state = cell.zero_state(batch * (beam_width or 1), tf.float32)
-        if initial_cell_state is not None:
-            state = state._replace(cell_state=initial_cell_state)
-        projection = self.tf1_projection()
-        if beam_width:
-            decoder = tf1.BeamSearchDecoder(cell, embedding, start_tokens, end_token, state,
-                                            beam_width, projection, length_penalty_weight)
-        elif inputs is not None:
-            decoder = tf1.BasicDecoder(cell, tf1.TrainingHelper(inputs, lengths), state,
-                                       projection)
-        else:
-            decoder = tf1.BasicDecoder(
-                cell, tf1.GreedyEmbeddingHelper(embedding, start_tokens, end_token), state,
-                projection)
-        return tf1.dynamic_decode(decoder, impute_finished=impute_finished,
-                                  maximum_iterations=maximum_iterations, scope=self.scope)
+        from legacy_rnn.zoo import blocks
+        # The cell's kernels and the Dense layers' (memory_layer, attention_layer, the
+        # projection) take tf-keras's default initializer, seeded from Python's `random`: with
+        # the graph-seeded one of TF 1.x, `set_random_seed` fixes them again.
+        with blocks.seeded_initializer():
+            batch = tf.shape(memory)[0]
+            if beam_width:
+                memory = tf1.tile_batch(memory, beam_width)
+                memory_lengths = (None if memory_lengths is None
+                                  else tf1.tile_batch(memory_lengths, beam_width))
+                initial_cell_state = (None if initial_cell_state is None else
+                                      tf.nest.map_structure(
+                                          lambda t: tf1.tile_batch(t, beam_width),
+                                          initial_cell_state))
+            cell = self.tf1_cell(memory, memory_lengths)
+            state = cell.zero_state(batch * (beam_width or 1), tf.float32)
+            if initial_cell_state is not None:
+                state = state._replace(cell_state=initial_cell_state)
+            projection = self.tf1_projection()
+            if beam_width:
+                decoder = tf1.BeamSearchDecoder(cell, embedding, start_tokens, end_token, state,
+                                                beam_width, projection, length_penalty_weight)
+            elif inputs is not None:
+                decoder = tf1.BasicDecoder(cell, tf1.TrainingHelper(inputs, lengths), state,
+                                           projection)
+            else:
+                decoder = tf1.BasicDecoder(
+                    cell, tf1.GreedyEmbeddingHelper(embedding, start_tokens, end_token), state,
+                    projection)
+            return tf1.dynamic_decode(decoder, impute_finished=impute_finished,
+                                      maximum_iterations=maximum_iterations, scope=self.scope)
 
     # --- Keras ------------------------------------------------------------------------------
     def keras_twin(self, input_depth, memory_depth):
