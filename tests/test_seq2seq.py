@@ -175,3 +175,30 @@ def test_sequence_loss_is_the_weighted_mean_cross_entropy():
     log_p = np.log(_softmax(logits.astype(np.float64)))
     crossent = -np.take_along_axis(log_p, targets[..., None], -1)[..., 0]
     assert abs(got - np.sum(crossent * weights) / np.sum(weights)) <= 1e-6
+
+
+def test_beam_candidates_of_equal_score_are_taken_in_index_order_as_tf_does():
+    # keras.ops.top_k on PyTorch is torch.topk, which may order a tie either way; TF's top_k
+    # takes the lower index first, and beam search meets exact ties (a finished beam's rows).
+    scores = np.array([[0.5, -1.0, 2.0, -1.0, 2.0, 2.0]], np.float32)
+    values, indices = keras_decoder._top_k(scores, 4)
+    expected_values, expected_indices = tf.math.top_k(scores, 4)
+    np.testing.assert_array_equal(np.asarray(indices), [[2, 4, 5, 0]])
+    np.testing.assert_array_equal(np.asarray(indices), expected_indices.numpy())
+    np.testing.assert_array_equal(np.asarray(values), expected_values.numpy())
+
+
+def test_a_beam_row_may_differ_only_by_a_tie_in_the_scores():
+    from legacy_rnn.seq2seq import ties
+    # (batch 3, time 2, beam 2). Row 1: two hypotheses 1e-7 apart at step 1 come out swapped
+    # (rounding decides). Row 2: another word at step 0 with another score: a wrong search.
+    expected = np.array([[[3, 4], [5, 6]], [[3, 4], [5, 6]], [[3, 4], [5, 6]]])
+    expected_scores = np.array([[[-1.0, -1.5], [-2.0, -2.5]],
+                                [[-1.0, -1.5], [-2.0, -2.0000001]],
+                                [[-1.0, -1.5], [-2.0, -2.5]]], np.float32)
+    ids, scores = expected.copy(), expected_scores.copy()
+    ids[1, 1], scores[1, 1] = [6, 5], [-2.0000001, -2.0]
+    ids[2, 0, 1], scores[2, 0, 1] = 7, -1.7
+    rows, untied = ties.tied_rows(ids, scores, expected, expected_scores, 1e-5)
+    assert rows == [1, 2] and untied == [2]
+    assert ties.tied_rows(expected, expected_scores, expected, expected_scores, 1e-5) == ([], [])

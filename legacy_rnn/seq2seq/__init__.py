@@ -7,8 +7,14 @@
 - `keras_decoder`: the Keras 3 twin (`keras.ops` only: TF, JAX and PyTorch backends).
 - `decoder`: `DecoderSpec`, one attention decoder's TF1 construction, Keras twin and variables
   both ways.
-- `parity`: one problem run through both (the tests and `./run.sh backends`).
+- `parity`: one problem run through both (the tests and `./run.sh backends`); `ties`: where
+  beam search may rightly differ between backends (a near-tie in TF1's scores).
+- `legacy`: legacy_seq2seq's rnn_decoder, attention_decoder and embedding_attention_seq2seq.
+- `checkpoint`: a contrib decoder found in a user's checkpoint, converted and checked against
+  the user's graph; `experiment`: `python -m legacy_rnn.seq2seq_attention`; `serving`: the
+  SavedModels that decode.
 
-Not built yet (issue 25): legacy_seq2seq, the experiment program, checkpoint conversion through
-the generic converter, serving, multiple mechanisms, alignment_history with beam search.
+Not built yet (issue 25): conversion of legacy_seq2seq checkpoints and of greedy or beam-search
+graphs (only a teacher-forced decoder is checked against the user's graph), multiple
+mechanisms, alignment_history with beam search.
 """

@@ -91,6 +91,9 @@ class Memory:
     keys (values @ memory_kernel) and the length mask."""
 
     def __init__(self, mechanism, memory, lengths=None):
+        # A NumPy array times a backend tensor is the backend's product on TF and JAX, but a
+        # TypeError on PyTorch: the memory is a tensor before any arithmetic.
+        memory = ops.convert_to_tensor(memory)
         maxlen = ops.shape(memory)[1]
         self.mask = None if lengths is None else _length_mask(lengths, maxlen)
         self.values = memory if lengths is None else memory * ops.cast(
@@ -104,6 +107,15 @@ class Memory:
             self.keys, multiplier)
         tiled.mask = None if self.mask is None else tile_batch(self.mask, multiplier)
         return tiled
+
+
+def _top_k(x, k):
+    """The `k` largest along the last axis, equal values in index order, as TF's top_k picks
+    them. Beam search meets exact ties (two finished beams, two words of the same score), and
+    torch.topk, which `keras.ops.top_k` calls on PyTorch, may order a tie either way: a stable
+    sort of the negated values keeps TF's choice on every backend."""
+    indices = ops.argsort(-x, axis=-1)[..., :k]
+    return ops.take_along_axis(x, indices, axis=-1), indices
 
 
 def tile_batch(x, multiplier):
@@ -273,7 +285,7 @@ def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, 
         new_lengths = lengths[:, :, None] + not_end * ops.cast(
             ops.logical_not(finished), "int32")[:, :, None]
         scores = total / _length_penalty(new_lengths, length_penalty_weight)
-        next_scores, indices = ops.top_k(ops.reshape(scores, (batch, -1)), width)
+        next_scores, indices = _top_k(ops.reshape(scores, (batch, -1)), width)
         log_probs = ops.take_along_axis(ops.reshape(total, (batch, -1)), indices, axis=1)
         word_ids = ops.cast(indices % vocab, "int32")
         beam_ids = ops.cast(indices // vocab, "int32")

@@ -17,7 +17,9 @@ losses, the converted `.keras` files) and reads the report. Each case in `CASES_
 - `seq2seq`: an attention decoder's twin (`legacy_rnn.seq2seq.parity.save_case`): its layers
   rebuilt from their configs and weights, then teacher-forced logits (largest difference),
   greedy and beam-search tokens and lengths (equal) and beam scores (largest difference) against
-  the TF1 graphs'.
+  the TF1 graphs'. A beam row may differ only from a step where its beams score as TF1's did
+  within 1e-5 (a tie that rounding decides), in at most 5% of the rows; such rows are counted
+  and left out of the comparison.
 """
 import json
 import os
@@ -36,6 +38,7 @@ import numpy as np  # noqa: E402
 from legacy_rnn import keras_cells  # noqa: E402,F401  (registers the cells the files use)
 from legacy_rnn import keras_graph  # noqa: E402,F401  (and a translated model's ops)
 from legacy_rnn.seq2seq import keras_decoder  # noqa: E402  (and the attention decoder)
+from legacy_rnn.seq2seq import ties  # noqa: E402
 
 
 def _inputs(data, prefix, names=None):
@@ -100,20 +103,33 @@ def seq2seq(case, directory):
     arrays = {k[len("in_"):]: data[k] for k in data.files
               if k.startswith("in_") and not k.startswith("in_state")}
     arrays["states"] = [data[k] for k in sorted(data.files) if k.startswith("in_state")]
-    largest = 0.0
+    largest, tied = 0.0, []
     for mode in ("teacher", "greedy", "beam"):
-        out = keras_decoder.run(layers["cell"], layers["projection"], layers["embedding"],
-                                arrays, mode, case["problem"])
+        out = {key: np.asarray(keras.ops.convert_to_numpy(value)) for key, value in
+               keras_decoder.run(layers["cell"], layers["projection"], layers["embedding"],
+                                 arrays, mode, case["problem"]).items()}
+        if mode == "beam":
+            tied, untied = ties.tied_rows(out["ids"], out["scores"], data["expected_beam_ids"],
+                                          data["expected_beam_scores"], 1e-5)
+            assert not untied, (f"beam ids differ in rows {untied[:10]} where the beams' "
+                                "scores differ from TF1's beyond 1e-5")
+            assert len(tied) <= ties.MOST_TIED * len(out["ids"]), (
+                f"beam ids differ in {len(tied)} of {len(out['ids'])} rows: more than ties "
+                "explain")
+            keep = np.setdiff1d(np.arange(len(out["ids"])), tied)
+            out = {key: value[keep] for key, value in out.items()}
         for key, value in out.items():
-            value, expected = np.asarray(keras.ops.convert_to_numpy(value)), data[
-                f"expected_{mode}_{key}"]
+            expected = data[f"expected_{mode}_{key}"]
+            if mode == "beam":
+                expected = expected[keep]
             if key in ("ids", "lengths"):
                 np.testing.assert_array_equal(value, expected, err_msg=f"{mode} {key}")
             else:
                 np.testing.assert_allclose(value, expected, rtol=0, atol=1e-5,
                                            err_msg=f"{mode} {key}")
                 largest = max(largest, float(np.max(np.abs(value - expected))))
-    return {"largest_difference": largest, "rows": int(arrays["memory"].shape[0])}
+    return {"largest_difference": largest, "rows": int(arrays["memory"].shape[0]),
+            "beam_rows_decided_by_a_tie": len(tied)}
 
 
 KINDS = {"forward": forward, "train": train, "time": timed, "seq2seq": seq2seq}

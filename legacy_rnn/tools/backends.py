@@ -193,8 +193,11 @@ def format_report(report):
         if "failed" in result:
             lines.append(f"  FAILED {name}: {' '.join(result['failed'])[:300]}")
         else:
+            tie = result.get("beam_rows_decided_by_a_tie")
             lines.append(f"  ok     {name}: largest difference "
-                         f"{result['largest_difference']:.1e}")
+                         f"{result['largest_difference']:.1e}" + (
+                             f"; {tie} of {result['rows']} beam rows differ after a tie "
+                             "within 1e-5" if tie else ""))
     return "\n".join(lines)
 
 
