@@ -28,6 +28,10 @@ def _shape_argument(shape):
     tensor (TensorFlow's graph)."""
     if isinstance(shape, np.ndarray):
         return tuple(int(d) for d in shape.ravel())
+    if keras.backend.backend() != "tensorflow":
+        # Keras hands a layer's NumPy outputs to the next layer as backend tensors; their values
+        # are known (eager), and torch.reshape takes only ints.
+        return tuple(int(d) for d in np.asarray(ops.convert_to_numpy(shape)).ravel())
     return shape
 
 
@@ -117,6 +121,9 @@ def _reduce(fn):
 
 def _range(inputs, attrs):
     start, limit, delta = inputs
+    if keras.backend.backend() == "torch":  # torch.arange takes Python numbers, not 0-d tensors
+        start, limit, delta = (np.asarray(ops.convert_to_numpy(v)).item()
+                               for v in (start, limit, delta))
     return ops.arange(start, limit, delta, dtype=_dtype(attrs["Tidx"]))
 
 

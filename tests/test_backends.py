@@ -49,7 +49,17 @@ def _whole_model_cases(directory):
         (expected,) = user_graphs.run_graph(prefix, ["logits:0"], inputs, v1_loops=name == "lm")
         cases.append(backends.graph_case(directory, f"whole {name}: logits", result.model,
                                          inputs, expected))
-    return cases
+        cases.append(backends.gradient_case(directory, f"whole {name}: gradients", result.model,
+                                            inputs, result.gradient_difference))
+    # Planted: the tagger's expected gradient of one weight 1% off must be caught.
+    planted = dict(cases[-1], name=PLANTED, data="planted_gradients.npz")
+    arrays = dict(np.load(f"{directory}/{cases[-1]['data']}"))
+    arrays["grad_0"] = arrays["grad_0"] * 1.01 + 1e-3
+    np.savez(f"{directory}/planted_gradients.npz", **arrays)
+    return cases + [planted]
+
+
+PLANTED = "planted: one gradient 1% off"
 
 
 SEQ2SEQ = "seq2seq Bahdanau normalize: teacher-forced, greedy and beam on 200 inputs"
@@ -74,10 +84,24 @@ def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_repor
     # Whole models translated from a graph (a computed reshape: static shapes on JAX).
     assert {"whole lm: logits", "whole tagger: logits"} <= forward
     assert len(forward) == len(experiments.EXPERIMENTS) + len(FAMILIES) + 2
+    assert "failed" in report["cases"][PLANTED]
     for name, result in report["cases"].items():
+        if name == PLANTED:
+            continue
         assert "failed" not in result, (name, result)
         assert result["largest_difference"] <= backends.ATOL, name
         print(f"jax {name}: largest difference {result['largest_difference']:.1e}")
+
+
+def test_whole_models_gradients_on_jax_are_the_tf1_graphs(jax_report):
+    # Against the same model's on TF, which conversion.whole compared with the TF1 graph's by
+    # variable name: the two differences add up to at most the guide's 1e-5.
+    _, report = jax_report
+    for name in ("whole lm: gradients", "whole tagger: gradients"):
+        result = report["cases"][name]
+        assert result["largest_difference"] + result["tf1_gradient_difference"] <= backends.ATOL
+        print(f"jax {name}: {result['largest_difference']:.1e} against TF's, TF's against the "
+              f"graph's {result['tf1_gradient_difference']:.1e}")
 
 
 def test_training_continues_on_jax_with_the_tf1_losses(jax_report):

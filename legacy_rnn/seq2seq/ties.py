@@ -5,9 +5,9 @@ share it.
 """
 import numpy as np
 
-# A tie decided by rounding is rare (4 of 200 rows in the worst case seen, on PyTorch); a
-# misread that kept the scores but changed the words would change nearly every row.
-MOST_TIED = 0.05
+# A tie decided by rounding is rare (8 of 200 rows in the worst case seen, an untrained decoder
+# on JAX); a misread that kept the scores but changed the words would change nearly every row.
+MOST_TIED = 0.1
 
 
 def tied_rows(ids, scores, expected_ids, expected_scores, atol):

@@ -9,7 +9,7 @@ ten training steps of the TF1 programs (losses per step). A fresh process with `
 set and no TensorFlow import (`legacy_rnn.backend_check`) loads the files, computes the same
 outputs and trains the converted models on the same batches with the original's optimizer
 settings. The attention decoders of `legacy_rnn.seq2seq` decode the same 200 inputs to the same
-tokens. Tolerances: forward rtol 1e-6 / atol 1e-5, training losses atol 1e-5 per step (the TF
+tokens, and each experiment's graph translated whole from its `.meta` computes its logits. Tolerances: forward rtol 1e-6 / atol 1e-5, training losses atol 1e-5 per step (the TF
 migration guide). PyTorch is an optional extra: `pip install -e '.[torch]'`.
 """
 import importlib.util
@@ -146,6 +146,61 @@ def graph_case(directory, name, model, inputs, expected, output=0):
             "atol": ATOL, "input_names": sorted(inputs), "output": output}
 
 
+def gradient_case(directory, name, model, inputs, tf1_gradient_difference, output=0, seed=0):
+    """A `gradient` case of a model translated from a TF1 graph: the gradients of
+    sum(output * w) (w drawn from `seed`) for each of `model.trainable_weights`, computed here
+    on TensorFlow. `conversion.whole` compared these with the TF1 graph's
+    (`tf1_gradient_difference`, by TF1 variable name), so the other backend is checked against
+    the graph through them."""
+    file = name.replace(" ", "_").replace(":", "") + ".keras"
+    model.save(os.path.join(directory, file))
+    with tf.GradientTape() as tape:
+        out = model(inputs, training=False)
+        out = out[output] if isinstance(out, (list, tuple)) else out
+        w = np.random.default_rng(seed).normal(size=out.shape).astype(np.float32)
+        loss = tf.reduce_sum(out * w)
+    grads = tape.gradient(loss, model.trainable_weights)
+    arrays = {f"grad_{i}": np.zeros(v.shape, np.float32) if g is None else
+              np.asarray(tf.convert_to_tensor(g)) for i, (v, g) in
+              enumerate(zip(model.trainable_weights, grads))}
+    data = file[:-len(".keras")] + ".npz"
+    np.savez(os.path.join(directory, data), **{f"in_{k}": v for k, v in inputs.items()}, w=w,
+             **arrays)
+    return {"name": name, "kind": "gradient", "file": file, "data": data, "atol": ATOL,
+            "input_names": sorted(inputs), "output": output, "weights": len(grads),
+            "tf1_gradient_difference": tf1_gradient_difference}
+
+
+def whole_model_cases(directory, rng):
+    """Each experiment's training graph saved with its `.meta` and translated whole from it
+    (`conversion.whole`, as `convert --outputs` does), against the graph's logits on new
+    inputs."""
+    from legacy_rnn.conversion import whole
+    cases = []
+    for name, experiment in experiments.EXPERIMENTS.items():
+        config = experiment.resolved(experiment.golden)
+        model = experiment.build_graph(config)
+        sess = _bumped_session(model.graph, 3)
+        prefix = os.path.join(directory, f"whole_{name}", "model.ckpt")
+        with model.graph.as_default():
+            tf.compat.v1.train.Saver().save(sess, prefix)
+        feeds = experiment.random_feeds(config, 8, rng)
+        expected = sess.run(model.logits, dict(zip(model.inputs, feeds)))
+        sess.close()
+        result = whole.to_keras_model(prefix, [model.logits.name])
+        if not result.ok:
+            raise UserError(f"The whole-model translation of {name} does not compute its graph "
+                            f"(outputs {result.forward_difference:.1e}): see "
+                            "tests/test_whole_model.py.")
+        inputs = {whole._keras_name(t.op.name): f for t, f in zip(model.inputs, feeds)
+                  if t.op.name in result.inputs}
+        cases.append(graph_case(directory, f"whole {name}: logits", result.model, inputs,
+                                expected))
+        cases.append(gradient_case(directory, f"whole {name}: gradients", result.model, inputs,
+                                   result.gradient_difference))
+    return cases
+
+
 def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",), extra=()):
     """Writes the cases (files, inputs, TF1 outputs and losses) and `cases.json`: every
     experiment, `zoo_cases`, TRAIN_STEPS Adam steps of each experiment in `train`, and the
@@ -193,11 +248,14 @@ def format_report(report):
         if "failed" in result:
             lines.append(f"  FAILED {name}: {' '.join(result['failed'])[:300]}")
         else:
-            tie = result.get("beam_rows_decided_by_a_tie")
-            lines.append(f"  ok     {name}: largest difference "
-                         f"{result['largest_difference']:.1e}" + (
-                             f"; {tie} of {result['rows']} beam rows differ after a tie "
-                             "within 1e-5" if tie else ""))
+            line = f"  ok     {name}: largest difference {result['largest_difference']:.1e}"
+            if result.get("beam_rows_decided_by_a_tie"):
+                line += (f"; {result['beam_rows_decided_by_a_tie']} of {result['rows']} beam "
+                         "rows differ after a tie within 1e-5")
+            if "tf1_gradient_difference" in result:
+                line += (" (against TF's own, which differ from the TF1 graph's by "
+                         f"{result['tf1_gradient_difference']:.1e})")
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -217,10 +275,14 @@ def main(holders, argv):
     if not available(backend):
         raise UserError(f"The {backend} backend is not installed: {INSTALL[backend]}.")
     programs.start_tensorflow()  # imported with this module already; quiets its notices
+    # The experiments' graphs switch it on anyway; first, so that the attention cases (built
+    # before them) are the same numbers on every run.
+    tf.config.experimental.enable_op_determinism()
     with tempfile.TemporaryDirectory() as tmp:
         directory = holders["keep"].value or tmp
         os.makedirs(directory, exist_ok=True)
-        build_cases(directory, extra=seq2seq_cases(directory))
+        build_cases(directory, extra=seq2seq_cases(directory) + whole_model_cases(
+            directory, np.random.default_rng(7)))
         report = run_check(directory, backend)
     print(format_report(report))
     failed = [n for n, r in report["cases"].items() if "failed" in r]
