@@ -6,16 +6,15 @@ not installed (its import is blocked before Keras is imported).
 `legacy_rnn.backends` writes CASES_DIR with TensorFlow (the TF1 graphs' outputs and training
 losses, the converted `.keras` files) and reads the report. Each case in `CASES_DIR/cases.json`:
 
-- `forward`: load `file`, call it on the saved inputs (a dict by `input_names` where the case
-  has them: a whole model translated from a graph; its output number `output`), largest
-  |Keras - TF1| difference;
+- `forward`: load `file`, call it on the saved inputs, largest |Keras - TF1| difference;
 - `train`: load `file`, compile with Adam(learning_rate, epsilon=1e-8) (TF1's AdamOptimizer) and
   the loss of the experiment's `head` (softmax or sigmoid cross-entropy on logits, or MSE),
   `train_on_batch` on each saved batch; the losses (each before its update, as TF1's
   `sess.run([train_op, loss])` reports them) against the TF1 program's;
-- `gradient`: load `file` (a whole model translated from a graph), the gradients of
-  `sum(output * w)` for each trainable weight by the backend's autodiff, against the same
-  model's on TensorFlow, which the translation checked against the TF1 graph's;
+- `whole`: load `file` (a whole model translated from a graph; inputs by `input_names`), its
+  output number `output` against the graph's, and the gradients of `sum(output * w)` for each
+  trainable weight by the backend's autodiff against the same model's on TensorFlow, which
+  the translation checked against the TF1 graph's;
 - `time`: median seconds of `train_on_batch` on the saved batch after warm-up;
 - `seq2seq`: an attention decoder's twin (`legacy_rnn.seq2seq.parity.save_case`): its layers
   rebuilt from their configs and weights, then teacher-forced logits (largest difference),
@@ -63,9 +62,10 @@ def forward(case, directory):
     return {"largest_difference": float(np.max(np.abs(out - expected)))}
 
 
-def _gradients(model, inputs, w, output):
-    """d sum(output * w) / d model.trainable_variables, in inference mode, by the backend's own
-    autodiff (Keras 3 has no backend-free gradient call)."""
+def _outputs_and_gradients(model, inputs, w, output):
+    """The model's output number `output` and d sum(output * w) / d model.trainable_variables,
+    in inference mode, by the backend's own autodiff (Keras 3 has no backend-free gradient
+    call)."""
     def pick(out):
         return out[output] if isinstance(out, (list, tuple)) else out
     if keras.backend.backend() == "jax":
@@ -74,22 +74,29 @@ def _gradients(model, inputs, w, output):
 
         def loss(trainable):
             out, _ = model.stateless_call(trainable, non_trainable, inputs, training=False)
-            return jax.numpy.sum(pick(out) * w)
-        return jax.grad(loss)([v.value for v in model.trainable_variables])
+            return jax.numpy.sum(pick(out) * w), pick(out)
+        (_, out), grads = jax.value_and_grad(loss, has_aux=True)(
+            [v.value for v in model.trainable_variables])
+        return out, grads
     import torch
     model.zero_grad()
-    torch.sum(pick(model(inputs, training=False)) * torch.as_tensor(w)).backward()
-    return [v.value.grad for v in model.trainable_variables]
+    out = pick(model(inputs, training=False))
+    torch.sum(out * torch.as_tensor(w)).backward()
+    return out.detach(), [v.value.grad for v in model.trainable_variables]
 
 
-def gradient(case, directory):
-    """The gradients of `sum(output * w)` for every trainable weight, against those of the same
-    model on TensorFlow (which `conversion.whole` checked against the TF1 graph's: the case's
-    `tf1_gradient_difference`)."""
+def whole(case, directory):
+    """A model translated whole from a TF1 graph: its outputs against the graph's, and the
+    gradients of `sum(output * w)` for every trainable weight against the same model's on
+    TensorFlow (which `conversion.whole` checked against the TF1 graph's by variable name: the
+    case's `tf1_gradient_difference`)."""
     model = keras.saving.load_model(os.path.join(directory, case["file"]))
     data = np.load(os.path.join(directory, case["data"]))
-    grads = _gradients(model, _inputs(data, "in_", case.get("input_names")), data["w"],
-                       case.get("output", 0))
+    out, grads = _outputs_and_gradients(model, _inputs(data, "in_", case["input_names"]),
+                                        data["w"], case["output"])
+    out = np.asarray(keras.ops.convert_to_numpy(out))
+    np.testing.assert_allclose(out, data["expected"], rtol=case["rtol"], atol=case["atol"],
+                               err_msg="outputs")
     assert len(grads) == case["weights"], (len(grads), case["weights"])
     largest = 0.0
     for i, (variable, grad) in enumerate(zip(model.trainable_variables, grads)):
@@ -99,8 +106,9 @@ def gradient(case, directory):
         np.testing.assert_allclose(got, expected, rtol=0, atol=case["atol"],
                                    err_msg=variable.path)
         largest = max(largest, float(np.max(np.abs(got - expected), initial=0.0)))
-    return {"largest_difference": largest,
-            "tf1_gradient_difference": case["tf1_gradient_difference"]}
+    outputs = float(np.max(np.abs(out - data["expected"])))
+    return {"largest_difference": max(outputs, largest), "outputs": outputs,
+            "gradients": largest, "tf1_gradient_difference": case["tf1_gradient_difference"]}
 
 
 def _compiled(case, directory):
@@ -176,7 +184,7 @@ def seq2seq(case, directory):
 
 
 KINDS = {"forward": forward, "train": train, "time": timed, "seq2seq": seq2seq,
-         "gradient": gradient}
+         "whole": whole}
 
 
 def main(directory):

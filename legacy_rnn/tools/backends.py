@@ -134,24 +134,14 @@ def _training_case(directory, rng, name="mnist_birnn"):
              "head": experiment.head}]
 
 
-def graph_case(directory, name, model, inputs, expected, output=0):
-    """A forward case of a model translated from a TF1 graph (`conversion.whole`): `model`
-    saved as `<name>.keras`, called on {input name: array}, against the graph's `expected`."""
-    file = name.replace(" ", "_").replace(":", "") + ".keras"
-    model.save(os.path.join(directory, file))
-    data = file[:-len(".keras")] + ".npz"
-    np.savez(os.path.join(directory, data), **{f"in_{k}": v for k, v in inputs.items()},
-             expected=expected)
-    return {"name": name, "kind": "forward", "file": file, "data": data, "rtol": RTOL,
-            "atol": ATOL, "input_names": sorted(inputs), "output": output}
-
-
-def gradient_case(directory, name, model, inputs, tf1_gradient_difference, output=0, seed=0):
-    """A `gradient` case of a model translated from a TF1 graph: the gradients of
-    sum(output * w) (w drawn from `seed`) for each of `model.trainable_weights`, computed here
-    on TensorFlow. `conversion.whole` compared these with the TF1 graph's
-    (`tf1_gradient_difference`, by TF1 variable name), so the other backend is checked against
-    the graph through them."""
+def whole_case(directory, name, model, inputs, expected, tf1_gradient_difference, output=0,
+               seed=0):
+    """A case of a model translated whole from a TF1 graph (`conversion.whole`): `model` saved
+    as `<name>.keras`, called on {input name: array}, its output number `output` against the
+    graph's `expected`; and the gradients of sum(output * w) (w drawn from `seed`) for each of
+    `model.trainable_weights`, computed here on TensorFlow. The translation compared these with
+    the TF1 graph's (`tf1_gradient_difference`, by TF1 variable name), so the other backend's
+    are checked against the graph through them."""
     file = name.replace(" ", "_").replace(":", "") + ".keras"
     model.save(os.path.join(directory, file))
     with tf.GradientTape() as tape:
@@ -165,10 +155,10 @@ def gradient_case(directory, name, model, inputs, tf1_gradient_difference, outpu
               enumerate(zip(model.trainable_weights, grads))}
     data = file[:-len(".keras")] + ".npz"
     np.savez(os.path.join(directory, data), **{f"in_{k}": v for k, v in inputs.items()}, w=w,
-             **arrays)
-    return {"name": name, "kind": "gradient", "file": file, "data": data, "atol": ATOL,
-            "input_names": sorted(inputs), "output": output, "weights": len(grads),
-            "tf1_gradient_difference": tf1_gradient_difference}
+             expected=expected, **arrays)
+    return {"name": name, "kind": "whole", "file": file, "data": data, "rtol": RTOL,
+            "atol": ATOL, "input_names": sorted(inputs), "output": output,
+            "weights": len(grads), "tf1_gradient_difference": tf1_gradient_difference}
 
 
 def whole_model_cases(directory, rng):
@@ -194,17 +184,15 @@ def whole_model_cases(directory, rng):
                             "tests/test_whole_model.py.")
         inputs = {whole._keras_name(t.op.name): f for t, f in zip(model.inputs, feeds)
                   if t.op.name in result.inputs}
-        cases.append(graph_case(directory, f"whole {name}: logits", result.model, inputs,
-                                expected))
-        cases.append(gradient_case(directory, f"whole {name}: gradients", result.model, inputs,
-                                   result.gradient_difference))
+        cases.append(whole_case(directory, f"whole {name}: logits and gradients", result.model,
+                                inputs, expected, result.gradient_difference))
     return cases
 
 
 def build_cases(directory, seed=0, zoo_cases=ZOO_CASES, train=("mnist_birnn",), extra=()):
     """Writes the cases (files, inputs, TF1 outputs and losses) and `cases.json`: every
     experiment, `zoo_cases`, TRAIN_STEPS Adam steps of each experiment in `train`, and the
-    `extra` cases already written (`graph_case`)."""
+    `extra` cases already written (`whole_case`, `legacy_rnn.seq2seq.parity.save_case`)."""
     rng = np.random.default_rng(seed)
     cases = (_experiment_cases(directory, rng) + _zoo_cases(directory, rng, zoo_cases)
              + list(extra))
@@ -249,12 +237,13 @@ def format_report(report):
             lines.append(f"  FAILED {name}: {' '.join(result['failed'])[:300]}")
         else:
             line = f"  ok     {name}: largest difference {result['largest_difference']:.1e}"
+            if "tf1_gradient_difference" in result:
+                line = (f"  ok     {name}: outputs {result['outputs']:.1e}, gradients "
+                        f"{result['gradients']:.1e} against TF's, which differ from the TF1 "
+                        f"graph's by {result['tf1_gradient_difference']:.1e}")
             if result.get("beam_rows_decided_by_a_tie"):
                 line += (f"; {result['beam_rows_decided_by_a_tie']} of {result['rows']} beam "
                          "rows differ after a tie within 1e-5")
-            if "tf1_gradient_difference" in result:
-                line += (" (against TF's own, which differ from the TF1 graph's by "
-                         f"{result['tf1_gradient_difference']:.1e})")
             lines.append(line)
     return "\n".join(lines)
 
