@@ -148,21 +148,27 @@ def to_keras_blocks(checkpoint, output_dir, overwrite=False, force=False, given=
 
 
 def _decoders(prefix, meta, old_names):
-    """[(seq2seq Found, its weights)] of the checkpoint's attention decoders
-    (`legacy_rnn.seq2seq.checkpoint`); one is checked against the user's graph, so a checkpoint
-    without its `.meta` has its decoder named, not converted."""
-    from legacy_rnn.seq2seq import checkpoint as decoders
+    """[(Found, its weights)] of the checkpoint's attention decoders: tf.contrib.seq2seq's
+    (`legacy_rnn.seq2seq.checkpoint`) and legacy_seq2seq's embedding_attention_seq2seq
+    (`legacy_rnn.seq2seq.legacy_checkpoint`). Each is checked against the user's graph, so a
+    checkpoint without its `.meta` has its decoder named, not converted."""
+    from legacy_rnn.seq2seq import checkpoint as contrib, legacy_checkpoint as legacy
     shapes = checkpoints.list_variables(prefix)
-    if not any("attention_wrapper/" in name for name in shapes):
+    kinds = [(what, finder) for what, marker, finder in (
+        ("a tf.contrib.seq2seq attention decoder (attention_wrapper/)", "attention_wrapper/",
+         contrib.find_decoders),
+        ("a legacy_seq2seq attention decoder (attention_decoder/)", legacy.DECODER,
+         legacy.find)) if any(marker in f"/{name}" for name in shapes)]
+    if not kinds:
         return []
     if meta is None or old_names:
-        raise UserError(f"{prefix} holds a tf.contrib.seq2seq attention decoder "
-                        "(attention_wrapper/), which is converted only with the .meta graph "
-                        "beside the checkpoint: the decoder is checked against it. Keep the "
-                        ".meta the Saver wrote (write_meta_graph=True) and convert again.")
+        raise UserError(f"{prefix} holds {' and '.join(what for what, _ in kinds)}, which is "
+                        "converted only with the .meta graph beside the checkpoint: the decoder "
+                        "is checked against it. Keep the .meta the Saver wrote "
+                        "(write_meta_graph=True) and convert again.")
     view = metagraph.GraphView(metagraph.read_graph(meta))
     return [(f, checkpoints.load_tensors(prefix, f.variables))
-            for f in decoders.find_decoders(shapes, view, prefix)]
+            for _, finder in kinds for f in finder(shapes, view, prefix)]
 
 
 def convert_block(f, block, options, prefix, meta, old_names, rng):
@@ -195,7 +201,6 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
 
 
 def _write(output_dir, results, others, force, source, decoders=()):
-    from legacy_rnn.seq2seq import checkpoint as seq2seq_checkpoint
     with atomic.directory(output_dir, "--output") as fresh:
         for result, model in results:
             if result.ok or force:
@@ -203,8 +208,7 @@ def _write(output_dir, results, others, force, source, decoders=()):
                 result.status = "written" if result.ok else "written despite failing (--force)"
             else:
                 result.status = "failed: not written"
-        reports = [seq2seq_checkpoint.convert(source, fresh, found, weights)
-                   for found, weights in decoders]
+        reports = [found.convert(source, fresh, weights) for found, weights in decoders]
         converted = {name: r["file"] for (found, _), r in zip(decoders, reports) if r["ok"]
                      for name in found.variables}
         for other in others:

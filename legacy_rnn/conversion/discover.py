@@ -200,6 +200,25 @@ WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")} | {
     "attention_decoder"}
 
 
+DECODER_GUESS = ("part of an attention decoder (legacy_seq2seq's embedding_attention_seq2seq or "
+                 "tf.contrib.seq2seq's AttentionWrapper): `convert` converts it, with the .meta")
+
+
+def decoder_owned(names):
+    """The names that belong to an attention decoder, which `legacy_rnn.seq2seq` finds and
+    converts (blockwise): everything under a legacy_seq2seq embedding_attention_seq2seq's scope
+    (its encoder's EmbeddingWrapper included), and under the scope holding a tf.contrib.seq2seq
+    AttentionWrapper."""
+    scopes = set()
+    for name in names:
+        if "/embedding_attention_decoder/attention_decoder/" in f"/{name}":
+            scopes.add(f"/{name}".split("/embedding_attention_decoder/")[0][1:])
+        elif "/attention_wrapper/" in f"/{name}":
+            scopes.add(f"/{name}".split("/attention_wrapper/")[0][1:])
+    return {n for n in names for scope in scopes
+            if not scope or n.startswith(scope + "/")}
+
+
 def not_converted(names):
     """{what: [variable names]} of the cells the zoo has no family for yet."""
     out = {}
@@ -214,17 +233,20 @@ def inspect_shapes(shapes, source, view=None, none_is_fine=False):
     """(blocks, other variables with guesses); UserError if nothing recurrent is there (unless
     `none_is_fine`: a whole model may have no recurrent block)."""
     found, rest = discover(shapes, view)
-    unknown = not_converted(rest)
+    decoders = decoder_owned(rest)
+    unknown = not_converted(set(rest) - decoders)
     others = [{"name": n, "shape": list(s),
-               "guess": next((f"{what}: not converted yet" for what, names in unknown.items()
-                              if n in names), None) or guess(n, s, shapes)}
+               "guess": (DECODER_GUESS if n in decoders
+                         and n.rsplit("/", 1)[-1] not in SLOT_SUFFIXES else
+                         next((f"{what}: not converted yet" for what, names in unknown.items()
+                               if n in names), None) or guess(n, s, shapes))}
               for n, s in sorted(rest.items())]
     if not found and unknown:  # cells it cannot convert, whole model or not
         held = "; ".join(f"{what} ({len(names)} variables, e.g. {names[0]})"
                          for what, names in unknown.items())
         raise UserError(f"{source} holds {held}. This tool does not convert that kind of cell "
                         "yet (docs/migration.md lists what it converts); nothing was written.")
-    if not found and not none_is_fine:
+    if not found and not none_is_fine and not decoders:
         listed = ", ".join(f"{n} {list(s)}" for n, s in sorted(shapes.items())[:10])
         raise UserError(f"{source} holds no recurrent layer this tool recognises: no set of "
                         "variables has the names and shapes of a "

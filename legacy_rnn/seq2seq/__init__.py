@@ -11,10 +11,12 @@
   beam search may rightly differ between backends (a near-tie in TF1's scores).
 - `legacy`: legacy_seq2seq's rnn_decoder, attention_decoder and embedding_attention_seq2seq.
 - `checkpoint`: a contrib decoder found in a user's checkpoint, converted and checked against
-  the user's graph; `experiment`: `python -m legacy_rnn.seq2seq_attention`; `serving`: the
+  the user's graph; `legacy_checkpoint`: the same for legacy_seq2seq's
+  embedding_attention_seq2seq; `experiment`: `python -m legacy_rnn.seq2seq_attention`; `serving`: the
   SavedModels that decode.
 
-Not built yet (issue 25): conversion of legacy_seq2seq checkpoints and of greedy or beam-search
-graphs (only a teacher-forced decoder is checked against the user's graph), multiple
+Not built yet (issue 25): checking greedy or beam-search graphs (only a teacher-forced decoder
+is checked against the user's graph), legacy_seq2seq's other models (embedding_rnn_seq2seq,
+embedding_tied_rnn_seq2seq, one2many) and a MultiRNNCell under either decoder, multiple
 mechanisms, alignment_history with beam search.
 """

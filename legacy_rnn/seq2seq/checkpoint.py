@@ -38,6 +38,9 @@ class Found:
     variables: list
     sources: dict  # option -> where its value came from
 
+    def convert(self, prefix, output_dir, weights):
+        return convert(prefix, output_dir, self, weights)
+
 
 def _join(*parts):
     return "/".join(p for p in parts if p)

@@ -479,8 +479,9 @@ def load_layers(stem):
             layer.build_for(input_depth, memory_depth)
     for name, layer in layers.items():
         weights = [data[k] for k in sorted(data.files) if k[:-3] == name]
-        if not layer.built:  # a Dense or Embedding: built from its first weight's shape
-            layer.build((None,) if isinstance(layer, keras.layers.Embedding)
+        if not layer.built:  # a Dense, Embedding or RNN: built from its first weight's shape
+            layer.build((None,) if isinstance(layer, keras.layers.Embedding) else
+                        (None, None, weights[0].shape[0]) if isinstance(layer, keras.layers.RNN)
                         else (None, weights[0].shape[0]))
         layer.set_weights(weights)
     return layers

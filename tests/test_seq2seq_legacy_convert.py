@@ -1,0 +1,108 @@
+"""A user's legacy_seq2seq checkpoint (the translate tutorial's embedding_attention_seq2seq,
+saved with its .meta from a training graph) through the converter: found by legacy_seq2seq's
+names with options that differ from the defaults (BasicLSTMCell forget_bias 0.5, read from the
+graph; two heads; initial_state_attention, which only the graph shows), its twin checked
+against the user's own graph; planted misreads of those options fail that check."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legacy_rnn.conversion import blockwise, metagraph
+from legacy_rnn.errors import UserError
+from legacy_rnn.seq2seq import keras_decoder, legacy, legacy_checkpoint
+from legacy_rnn.training import checkpoints
+from legacy_rnn.zoo.cells import CellSpec
+
+v1 = tf.compat.v1
+TOLERANCE = legacy_checkpoint.TOLERANCE
+SOURCE, TARGET, ENC, DEC, EMB, UNITS = 4, 3, 7, 6, 3, 4
+
+
+def build_user_graph(prefix, feed_previous=False, user_projection=False):
+    """Placeholders encoder0.. / decoder0.. / target0.. as the tutorial feeds them ->
+    embedding_attention_seq2seq(BasicLSTMCell(forget_bias=0.5), num_heads=2,
+    initial_state_attention=True) -> sparse softmax loss, Adam; saved with its .meta."""
+    with tf.Graph().as_default() as graph:
+        v1.set_random_seed(3)
+        enc = [v1.placeholder(tf.int32, [None], f"encoder{i}") for i in range(SOURCE)]
+        dec = [v1.placeholder(tf.int32, [None], f"decoder{i}") for i in range(TARGET)]
+        targets = [v1.placeholder(tf.int32, [None], f"target{i}") for i in range(TARGET)]
+        projection = None
+        if user_projection:
+            projection = (v1.get_variable("proj_w", [UNITS, DEC]), v1.get_variable("proj_b", [DEC]))
+        outputs, _ = legacy.embedding_attention_seq2seq(
+            enc, dec, v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5), ENC, DEC, EMB,
+            num_heads=2, output_projection=projection, feed_previous=feed_previous,
+            initial_state_attention=True,
+            encoder_cell=v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5))
+        logits = [o if projection is None else v1.nn.xw_plus_b(o, *projection) for o in outputs]
+        loss = tf.add_n([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=t, logits=l)) for t, l in zip(targets, logits)])
+        v1.train.AdamOptimizer(0.01).minimize(loss)
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, prefix)
+    return prefix
+
+
+def _found(prefix):
+    shapes = checkpoints.list_variables(prefix)
+    view = metagraph.GraphView(metagraph.read_graph(prefix + ".meta"))
+    (found,) = legacy_checkpoint.find(shapes, view)
+    return found, checkpoints.load_tensors(prefix, found.variables)
+
+
+@pytest.mark.parametrize("user_projection", [False, True])
+def test_the_model_is_read_from_the_graph_and_its_twin_matches_the_users_graph(
+        tmp_path, user_projection):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), user_projection=user_projection)
+    found, weights = _found(prefix)
+    spec = found.spec
+    assert spec.cell.kind == "basic_lstm" and spec.cell.get("forget_bias") == 0.5
+    assert found.sources["decoder forget_bias"] == "the .meta graph"
+    assert spec.num_heads == 2 and bool(spec.output_projection) == user_projection
+    got, inputs = legacy_checkpoint.run_graph(prefix, found)
+    assert found.initial_state_attention is True
+    assert set(inputs) == {f"encoder{i}" for i in range(SOURCE)} | {
+        f"decoder{i}" for i in range(TARGET)}
+    assert legacy_checkpoint.difference(found, weights, got) <= TOLERANCE
+    # Planted misreads, each caught by the same comparison.
+    for planted in (dataclasses.replace(found, initial_state_attention=False),
+                    dataclasses.replace(found, spec=dataclasses.replace(
+                        spec, cell=CellSpec.make("basic_lstm", UNITS)))):
+        assert legacy_checkpoint.difference(planted, weights, got) > 10 * TOLERANCE
+
+
+def test_convert_writes_the_twin_and_it_loads_back(tmp_path):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"))
+    out = str(tmp_path / "out")
+    blockwise.to_keras_blocks(prefix, out)
+    with open(os.path.join(out, "blocks.json")) as f:
+        (report,) = json.load(f)["decoders"]
+    assert report["ok"] and report["largest_difference"] <= TOLERANCE
+    assert report["options"]["initial_state_attention"]["value"] is True
+    assert report["options"]["decoder forget_bias"] == {"value": 0.5,
+                                                         "source": "the .meta graph"}
+    layers = keras_decoder.load_layers(os.path.join(out, report["file"][:-len(".json")]))
+    found, weights = _found(prefix)
+    back = found.spec.to_tf1(layers)
+    assert set(back) == set(weights)
+    assert max(np.max(np.abs(back[k] - weights[k])) for k in back) <= 1e-7
+
+
+def test_a_feed_previous_graph_and_a_missing_meta_are_refused(tmp_path):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), feed_previous=True)
+    found, _ = _found(prefix)
+    with pytest.raises(UserError, match=r"feed_previous=True"):
+        legacy_checkpoint.run_graph(prefix, found)
+    os.remove(prefix + ".meta")
+    with pytest.raises(UserError, match=r"legacy_seq2seq attention decoder .* converted only "
+                                        r"with the \.meta"):
+        blockwise.to_keras_blocks(prefix, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(UserError, match="initial_state_attention cannot be read"):
+        legacy_checkpoint.find(checkpoints.list_variables(prefix), None)
