@@ -22,10 +22,12 @@ TOLERANCE = legacy_checkpoint.TOLERANCE
 SOURCE, TARGET, ENC, DEC, EMB, UNITS = 4, 3, 7, 6, 3, 4
 
 
-def build_user_graph(prefix, feed_previous=False, user_projection=False):
+def build_user_graph(prefix, feed_previous=False, user_projection=False, buckets=False):
     """Placeholders encoder0.. / decoder0.. / target0.. as the tutorial feeds them ->
     embedding_attention_seq2seq(BasicLSTMCell(forget_bias=0.5), num_heads=2,
-    initial_state_attention=True) -> sparse softmax loss, Adam; saved with its .meta."""
+    initial_state_attention=True) -> sparse softmax loss, Adam; saved with its .meta. With
+    `buckets`, as the tutorial's model_with_buckets builds it: one copy per bucket (2x2 steps,
+    then all) over the same variables, under name scope model_with_buckets."""
     with tf.Graph().as_default() as graph:
         v1.set_random_seed(3)
         enc = [v1.placeholder(tf.int32, [None], f"encoder{i}") for i in range(SOURCE)]
@@ -34,11 +36,15 @@ def build_user_graph(prefix, feed_previous=False, user_projection=False):
         projection = None
         if user_projection:
             projection = (v1.get_variable("proj_w", [UNITS, DEC]), v1.get_variable("proj_b", [DEC]))
-        outputs, _ = legacy.embedding_attention_seq2seq(
-            enc, dec, v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5), ENC, DEC, EMB,
-            num_heads=2, output_projection=projection, feed_previous=feed_previous,
-            initial_state_attention=True,
-            encoder_cell=v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5))
+        sizes = [(2, 2), (SOURCE, TARGET)] if buckets else [(SOURCE, TARGET)]
+        with v1.name_scope("model_with_buckets" if buckets else None):
+            for j, (s, t) in enumerate(sizes):
+                with v1.variable_scope(v1.get_variable_scope(), reuse=True if j else None):
+                    outputs, _ = legacy.embedding_attention_seq2seq(
+                        enc[:s], dec[:t], v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5),
+                        ENC, DEC, EMB, num_heads=2, output_projection=projection,
+                        feed_previous=feed_previous, initial_state_attention=True,
+                        encoder_cell=v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5))
         logits = [o if projection is None else v1.nn.xw_plus_b(o, *projection) for o in outputs]
         loss = tf.add_n([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=t, logits=l)) for t, l in zip(targets, logits)])
@@ -56,10 +62,11 @@ def _found(prefix):
     return found, checkpoints.load_tensors(prefix, found.variables)
 
 
-@pytest.mark.parametrize("user_projection", [False, True])
+@pytest.mark.parametrize("user_projection,buckets", [(False, False), (True, True)])
 def test_the_model_is_read_from_the_graph_and_its_twin_matches_the_users_graph(
-        tmp_path, user_projection):
-    prefix = build_user_graph(str(tmp_path / "model.ckpt"), user_projection=user_projection)
+        tmp_path, user_projection, buckets):
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), user_projection=user_projection,
+                              buckets=buckets)
     found, weights = _found(prefix)
     spec = found.spec
     assert spec.cell.kind == "basic_lstm" and spec.cell.get("forget_bias") == 0.5
@@ -67,8 +74,13 @@ def test_the_model_is_read_from_the_graph_and_its_twin_matches_the_users_graph(
     assert spec.num_heads == 2 and bool(spec.output_projection) == user_projection
     got, inputs = legacy_checkpoint.run_graph(prefix, found)
     assert found.initial_state_attention is True
-    assert set(inputs) == {f"encoder{i}" for i in range(SOURCE)} | {
-        f"decoder{i}" for i in range(TARGET)}
+    if buckets:  # the first copy (bucket 2x2) is checked; the other one is named
+        assert found.copies == ["model_with_buckets/embedding_attention_seq2seq",
+                                "model_with_buckets/embedding_attention_seq2seq_1"]
+        assert set(inputs) == {"encoder0", "encoder1", "decoder0", "decoder1"}
+    else:
+        assert set(inputs) == {f"encoder{i}" for i in range(SOURCE)} | {
+            f"decoder{i}" for i in range(TARGET)}
     assert legacy_checkpoint.difference(found, weights, got) <= TOLERANCE
     # Planted misreads, each caught by the same comparison.
     for planted in (dataclasses.replace(found, initial_state_attention=False),

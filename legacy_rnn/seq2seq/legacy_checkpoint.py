@@ -36,6 +36,7 @@ class LegacyFound:
     initial_state_attention: bool
     variables: list
     sources: dict  # option -> where its value came from
+    copies: list = dataclasses.field(default_factory=list)  # ops' scopes; the first is checked
 
     def convert(self, prefix, output_dir, weights):
         return convert(prefix, output_dir, self, weights)
@@ -118,10 +119,10 @@ def _source(tensor):
 
 
 def _readers(graph, variable, types, scope):
-    """The ops of `types` in the first copy of the model (names under `scope`/) that read
-    `variable`, in the order the graph made them."""
+    """The ops of `types` named under `scope`/ (any, for "") that read `variable`, in the order
+    the graph made them."""
     return [op for op in graph.get_operations() if op.type in types
-            and op.name.startswith(scope + "/")
+            and (not scope or op.name.startswith(scope + "/"))
             and any(_source(t).name == variable for t in op.inputs)]
 
 
@@ -134,18 +135,32 @@ def read_graph(graph, found):
     spec = found.spec
     scope = spec.scope
     a = scope + DECODER.rstrip("/")
-    encoder = _readers(graph, f"{scope}/rnn/embedding_wrapper/embedding", GATHERS, scope)
-    decoder = _readers(graph, f"{scope}/embedding_attention_decoder/embedding", GATHERS, scope)
-    if not encoder or not decoder:
-        raise UserError(f"The .meta graph looks up no ids in {scope}/'s embeddings under "
-                        f"{scope}/: the model's ops are not where embedding_attention_seq2seq "
-                        "puts them, so it cannot be checked against the graph.")
+    embedding = f"{scope}/embedding_attention_decoder/embedding"
+    lookups = [op for op in _readers(graph, embedding, GATHERS, "")
+               if not op.name.startswith("gradients")]
+    if not lookups:
+        raise UserError(f"The .meta graph looks up no ids in {embedding}: the model's ops are "
+                        "not where embedding_attention_seq2seq puts them, so it cannot be "
+                        "checked against the graph.")
+    # Its ops' name scope: the variables' scope, under whatever name scope the call sat in (the
+    # tutorial's model_with_buckets builds one copy per bucket: ..._1, ..._2 over the same
+    # variables). The first copy the graph made is checked.
+    copies = list(dict.fromkeys(op.name.split("/embedding_attention_decoder/")[0]
+                                for op in lookups))
+    ops_scope = copies[0]
+    encoder = _readers(graph, f"{scope}/rnn/embedding_wrapper/embedding", GATHERS, ops_scope)
+    decoder = _readers(graph, embedding, GATHERS, ops_scope)
+    if not encoder:
+        raise UserError(f"The .meta graph looks up no encoder ids in "
+                        f"{scope}/rnn/embedding_wrapper/embedding under {ops_scope}/: the "
+                        "model's ops are not where embedding_attention_seq2seq puts them, so it "
+                        "cannot be checked against the graph.")
     if any("/loop_function/" in op.name for op in decoder):
         raise UserError(f"{scope}/ in the .meta graph feeds the decoder its own previous "
                         "output (feed_previous=True); the check reads a teacher-forced graph. "
                         "Save the training graph's .meta (feed_previous=False) beside the "
                         "checkpoint and convert that.")
-    projections = _readers(graph, f"{a}/AttnOutputProjection/kernel", ("MatMul",), scope)
+    projections = _readers(graph, f"{a}/AttnOutputProjection/kernel", ("MatMul",), ops_scope)
     outputs = []
     for op in projections:
         adds = [c for c in op.outputs[0].consumers() if c.type in ("BiasAdd", "Add", "AddV2")]
@@ -153,7 +168,7 @@ def read_graph(graph, found):
             raise UserError(f"{op.name} in the .meta graph is not followed by its bias: "
                             "AttnOutputProjection is not computed as legacy_seq2seq does.")
         outputs.append(adds[0].outputs[0])
-    attention_reads = _readers(graph, f"{a}/Attention_0/kernel", ("MatMul",), scope)
+    attention_reads = _readers(graph, f"{a}/Attention_0/kernel", ("MatMul",), ops_scope)
     if len(decoder) != len(outputs) or len(attention_reads) - len(outputs) not in (0, 1):
         raise UserError(f"{scope}/ in the .meta graph has {len(decoder)} decoder inputs, "
                         f"{len(outputs)} outputs and {len(attention_reads)} attention reads; "
@@ -161,7 +176,8 @@ def read_graph(graph, found):
                         "read with initial_state_attention).")
     gather_ids = [op.inputs[1] for op in encoder], [op.inputs[1] for op in decoder]
     return {"encoder_ids": gather_ids[0], "decoder_ids": gather_ids[1], "outputs": outputs,
-            "initial_state_attention": len(attention_reads) == len(outputs) + 1}
+            "initial_state_attention": len(attention_reads) == len(outputs) + 1,
+            "copies": copies}
 
 
 def twin_outputs(spec, twin, source, target, initial_state_attention):
@@ -184,6 +200,7 @@ def run_graph(prefix, found):
     found.sources["initial_state_attention"] = (
         "the .meta graph (attention read once more than there are steps)"
         if found.initial_state_attention else "the .meta graph (one attention read per step)")
+    found.copies = read["copies"]
     fetches = {k: read[k] for k in ("encoder_ids", "decoder_ids", "outputs")}
     placeholders = model.placeholders(tf.nest.flatten(fetches))
     feed = user_model.generate_inputs(model, placeholders)
@@ -230,7 +247,10 @@ def convert(prefix, output_dir, found, weights):
                           for name, source in found.sources.items()},
               "largest_difference": difference, "tolerance": TOLERANCE,
               "verified_against": "the user's graph (.meta): attention_decoder's outputs, one "
-                                  "per step, on the ids its embedding lookups read",
+                                  "per step, on the ids its embedding lookups read"
+                                  + (f", in {found.copies[0]}/, the first of the graph's "
+                                     f"{len(found.copies)} copies (buckets) of the model"
+                                     if len(found.copies) > 1 else ""),
               "inputs": inputs, "ok": ok, "file": stem + ".json" if ok else None}
     if ok:
         twin = spec.keras_twin()
