@@ -167,3 +167,56 @@ def test_a_dynamic_rnn_final_state_is_refused_with_its_place(tmp_path):
                                          r"of a dynamic_rnn .* It sits on the path y <- mul <- "
                                          r"rnn/while/Identity_4 from the output"):
         whole.to_keras_model(prefix, ["y:0"])
+
+
+def _inspect(argv, capsys):
+    from legacy_rnn.conversion import inspection
+    flag_values = flags.FlagValues()
+    holders = inspection.define_flags(flag_values)
+    positional = flag_values(["inspect", *argv])
+    capsys.readouterr()
+    status = entry.guarded("inspect", lambda: inspection.main(holders, positional))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_inspect_graph_shows_the_inputs_the_blocks_and_nothing_refused_on_the_tagger(
+        tagger, capsys):
+    status, out, _ = _inspect([tagger, "--graph", "--outputs=logits:0", "--json"], capsys)
+    assert status == 0
+    report = json.loads(out)
+    assert [i["name"] for i in report["inputs"]] == ["sequence_lengths", "word_ids"]
+    (block,) = report["blocks"]
+    assert block["scope"] == "bidirectional_rnn" and "LSTMCell" in block["structure"]
+    assert report["refused"] == []
+    assert {"MatMul", "ConcatV2", "Reshape", "ResourceGather"} <= set(report["translated"]) or \
+        {"MatMul", "ConcatV2", "Reshape", "GatherV2"} <= set(report["translated"])
+    from absl import app
+    with pytest.raises(app.UsageError, match="--graph and --outputs"):  # --outputs missing
+        _inspect([tagger, "--graph"], capsys)
+
+
+def test_inspect_graph_names_every_op_the_conversion_would_refuse(tmp_path, capsys):
+    # An LSTM block, then two ops the translator does not know (Cumsum, Cumprod) and the final
+    # state of the loop (its Exit): each named with its path; convert --outputs refuses the
+    # first it meets.
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(5)
+        x = tf1.placeholder(tf.float32, [None, TIME, 2], name="x")
+        out, state = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.LSTMCell(3), x, dtype=tf.float32)
+        y = tf.math.cumsum(out[:, -1], axis=1) + tf.math.cumprod(state.h, axis=1)
+        tf.identity(y, name="y")
+        user_graphs.save(graph, prefix)
+    status, out, _ = _inspect([prefix, "--graph", "--outputs=y"], capsys)
+    assert status == 0
+    assert "rnn/  dynamic_rnn(LSTMCell" in out
+    assert "Cumsum (Cumsum): this translator does not know it\n    on the path y <- add <- Cumsum" \
+        in out
+    assert "Cumprod (Cumprod)" in out
+    assert "the final state of the block rnn/ (its loop's Exit) is not translated yet" in out
+    assert "3 op(s) refused" in out
+    with pytest.raises(UserError, match=r"\(Cumsum\) cannot be translated|\(Cumprod\) cannot be "
+                                        r"translated|cannot be translated: it is part of a loop"):
+        whole.to_keras_model(prefix, ["y:0"])

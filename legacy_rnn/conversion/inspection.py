@@ -1,10 +1,14 @@
 """Lists what a TF1 checkpoint holds: its recurrent blocks and a guess for every other variable.
 
     python -m legacy_rnn.inspect CKPT [--json]
+    python -m legacy_rnn.inspect CKPT --graph --outputs=NAME[,NAME] [--json]
 
 CKPT is a checkpoint prefix or a directory with a `checkpoint` file. For each recurrent block:
 its structure (cell type, units, input size, peepholes, projection, stack depth, direction), its
-variable scope and variables; then every other variable with what it probably is.
+variable scope and variables; then every other variable with what it probably is. With
+`--graph`: the `.meta` graph from the outputs back to the inputs as a whole-model conversion
+(`convert --outputs`) would walk it: the inputs, the blocks on the way, the ops it translates
+and every op it would refuse, with its path (`legacy_rnn/conversion/graph_preview.py`).
 """
 import json
 import sys
@@ -17,11 +21,18 @@ from legacy_rnn.training import checkpoints
 
 # Loaded when a checkpoint is read: the flags are checked first (legacy_rnn/lazy.py).
 blockwise = lazy.module("legacy_rnn.conversion.blockwise")
+graph_preview = lazy.module("legacy_rnn.conversion.graph_preview")
 
 
 def define_flags(flag_values=flags.FLAGS):
     return {"json": flags.DEFINE_bool("json", False, "Print JSON instead of text.",
-                                      flag_values=flag_values)}
+                                      flag_values=flag_values),
+            "graph": flags.DEFINE_bool("graph", False, "Show the .meta graph from --outputs "
+                                       "back to the inputs as convert --outputs would walk it.",
+                                       flag_values=flag_values),
+            "outputs": flags.DEFINE_list("outputs", None, "With --graph: the output tensors "
+                                         "(as convert --outputs takes them).",
+                                         flag_values=flag_values)}
 
 
 def describe(checkpoint):
@@ -47,7 +58,18 @@ def describe(checkpoint):
 def main(holders, argv):
     if len(argv) != 2:
         raise app.UsageError("Pass one checkpoint: python -m legacy_rnn.inspect CKPT")
+    if holders["graph"].value != bool(holders["outputs"].value):
+        raise app.UsageError("--graph and --outputs=NAME[,NAME] go together: the graph is "
+                             "walked from the outputs back to the inputs.")
     programs.start_tensorflow()
+    if holders["graph"].value:
+        report = graph_preview.preview(argv[1], holders["outputs"].value)
+        if holders["json"].value:
+            json.dump(report, sys.stdout, indent=2)
+            print()
+        else:
+            graph_preview.print_preview(report, sys.stdout)
+        return 0
     report = describe(argv[1])
     if holders["json"].value:
         json.dump(report, sys.stdout, indent=2)

@@ -1,0 +1,112 @@
+"""What a whole-model conversion (`conversion.whole`) would meet on the way from the named
+outputs back to the inputs, without converting anything: `inspect --graph --outputs=NAME`.
+
+The walk goes back from the outputs as the translator does, breadth first, so each op is shown
+with its shortest path to an output. It names the placeholders reached (the model's inputs), the
+recurrent blocks (ops under a block's scope, as `blockwise.read_blocks` finds the blocks: the
+walk goes on through them to what they read), the ops the translator knows, by type, and every
+op it would refuse, with its path: an op outside `keras_graph.OPS`, a block's final state (its
+loop's Exit, read from outside the block), or a loop that is not a block's (shown once per
+loop). A preview by op type: the conversion itself also checks what
+only values show (a computed attribute, a step that matches no block output) and proves the
+result against the graph.
+"""
+import collections
+
+from legacy_rnn.errors import UserError
+
+VARIABLES = ("VariableV2", "VarHandleOp", "ReadVariableOp")
+
+
+def preview(checkpoint, output_names):
+    """{checkpoint, outputs, inputs: [{name, shape, dtype}], blocks: [{scope, structure,
+    path}], translated: {op type: count}, refused: [{op, type, why, path}]}."""
+    from legacy_rnn import keras_graph
+    from legacy_rnn.conversion import blockwise, whole
+    from legacy_rnn.regression import user_model
+    prefix, meta, _, read, old_names = blockwise.read_blocks(checkpoint, none_is_fine=True)
+    if meta is None:
+        raise UserError(f"{prefix}.meta does not exist"
+                        + (" (or reads pre-TF-1.2 names)" if old_names else "")
+                        + ": --graph walks the model's graph. Without it, inspect shows the "
+                        "recurrent blocks the checkpoint holds (inspect CKPT).")
+    model = user_model.Model(prefix)
+    blocks = {b.prefix: b for _, b, _ in read}
+    scopes = sorted(blocks, key=len, reverse=True)
+    outputs = [model.tensor(n, "--outputs") for n in output_names]
+    seen, queue = set(), collections.deque((t.op, [t.op.name]) for t in outputs)
+    inputs, reached, loops, refused = [], {}, set(), []
+    translated = collections.Counter()
+    while queue:
+        op, path = queue.popleft()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        scope = next((s for s in scopes if op.name.startswith(s + "/")), None)
+        entered = scope is not None and (len(path) == 1 or not path[-2].startswith(scope + "/"))
+        if entered and _in_loop(op, whole):  # the block's final state, read from outside
+            refused.append({"op": op.name, "type": op.type, "path": path,
+                            "why": f"the final state of the block {scope}/ (its loop's Exit) "
+                                   "is not translated yet"})
+            continue
+        if scope is not None:
+            reached.setdefault(scope, path)
+        elif op.type in ("Placeholder", "PlaceholderWithDefault"):
+            inputs.append(op)
+            continue
+        elif op.type in VARIABLES or op.type == "Const":
+            continue
+        elif _in_loop(op, whole):
+            loop = f"/{op.name}".split("/while")[0][1:] + "/while"
+            if loop not in loops:
+                loops.add(loop)
+                refused.append({"op": loop, "type": "loop", "path": path,
+                                "why": "a loop that is not a recurrent block's (a final state's "
+                                       "Exit, a tf.while_loop of the graph's own)"})
+            continue
+        elif op.type not in keras_graph.OPS:
+            refused.append({"op": op.name, "type": op.type, "path": path,
+                            "why": "this translator does not know it"})
+        else:
+            translated[op.type] += 1
+        queue.extend((t.op, path + [t.op.name]) for t in op.inputs)
+    return {"checkpoint": prefix, "outputs": list(output_names),
+            "inputs": [{"name": op.name, "dtype": op.outputs[0].dtype.name,
+                        "shape": op.outputs[0].shape.as_list()
+                        if op.outputs[0].shape.rank is not None else None}
+                       for op in sorted(inputs, key=lambda o: o.name)],
+            "blocks": [{"scope": s, "structure": blocks[s].describe(), "path": p}
+                       for s, p in reached.items()],
+            "translated": dict(sorted(translated.items())), "refused": refused}
+
+
+def _in_loop(op, whole):
+    return op.type in whole.LOOP_OPS or "/while/" in f"/{op.name}/"
+
+
+def shown_path(path):
+    shown = path if len(path) <= 8 else path[:4] + ["..."] + path[-3:]
+    return " <- ".join(shown)
+
+
+def print_preview(report, out):
+    print(f"{report['checkpoint']}: the graph from {', '.join(report['outputs'])} back to its "
+          "inputs", file=out)
+    print(f"\n{len(report['inputs'])} input(s):", file=out)
+    for i in report["inputs"]:
+        print(f"  {i['name']} {i['shape']} {i['dtype']}", file=out)
+    print(f"\n{len(report['blocks'])} recurrent block(s) on the way (converted as blocks):",
+          file=out)
+    for b in report["blocks"]:
+        print(f"  {b['scope']}/  {b['structure']}\n    reached by {shown_path(b['path'])}",
+              file=out)
+    counts = ", ".join(f"{k} x{n}" for k, n in report["translated"].items())
+    print(f"\n{sum(report['translated'].values())} op(s) translated: {counts or 'none'}",
+          file=out)
+    print(f"\n{len(report['refused'])} op(s) refused"
+          + (": convert --outputs would stop at the first; name an earlier output, or convert "
+             "the blocks alone (convert --checkpoint=CKPT --output=DIR)" if report["refused"]
+             else ""), file=out)
+    for r in report["refused"]:
+        print(f"  {r['op']} ({r['type']}): {r['why']}\n    on the path {shown_path(r['path'])}",
+              file=out)
