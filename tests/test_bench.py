@@ -55,6 +55,12 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path, capsys):
     assert all(p["peak_rss_mib"] > 0 for p in results["scaling"])
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "matmul peak:" in stdout and "legacy/keras" in stdout
+    # Each family's step, fused and block cells beside the cells they replace.
+    assert [r["kind"] for r in results["families"]] == ["lstm", "lstm_block_fused", "gru"]
+    assert set(bench.SMOKE.families) < set(bench.FAMILY_CASES) and not bench.FULL.families
+    assert all(r["ms"] > 0 for r in results["families"])
+    lstm = next(r for r in results["families"] if r["kind"] == "lstm")
+    assert lstm["ratio"] == 1.0 and "LSTMBlockFusedCell" in stdout
 
 
 def test_the_full_run_covers_every_experiment_and_rates_only_single_lstms():

@@ -44,6 +44,9 @@ class Sizes:
     # them in this one (it checks that everything runs, not the numbers).
     scaling_in_subprocess: bool = True
     backends: tuple = ("jax", "torch")  # Keras 3 backends to time the twins on, where installed
+    # The cell families' TF1 training steps: (units, batch, time steps, input size), and which.
+    family_shape: tuple = (128, 64, 50, 32)
+    families: tuple = ()  # FAMILY_CASES unless given
 
 
 FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128, 28, 28),
@@ -54,7 +57,14 @@ FULL = Sizes(step_cases=(("mnist_rnn", 512, 128, 28, 28), ("mnist_rnn", 128, 128
              warmup=3, steps=15, matmul_sizes=(1024, 2048, 4096))
 SMOKE = Sizes(step_cases=(("toy_dynamic_rnn", 8, 8, 20, 1),),
               seq_lens=(4,), scaling_hidden=4, scaling_batch=4, warmup=1, steps=2,
-              matmul_sizes=(128,), scaling_in_subprocess=False, backends=("jax",))
+              matmul_sizes=(128,), scaling_in_subprocess=False, backends=("jax",),
+              family_shape=(4, 2, 3, 2), families=("lstm", "lstm_block_fused", "gru"))
+
+# The families users chose for speed (LSTMBlockCell, LSTMBlockFusedCell, GRUBlockCellV2, the
+# cuDNN-compatible cells) beside the ones they replace, each as dynamic_rnn would run it (the
+# fused cell: its own op over the whole sequence).
+FAMILY_CASES = ("lstm", "basic_lstm", "lstm_block", "lstm_block_fused", "cudnn_lstm",
+                "layer_norm_basic_lstm", "gru", "gru_block_v2", "cudnn_gru")
 
 
 LSTM_FLOPS = ("mnist_rnn", "mnist_birnn", "toy_dynamic_rnn")  # one LSTM cell: lstm_train_flops
@@ -134,6 +144,44 @@ def legacy_step(name, rnn, n_hidden, batch, warmup, repeats, **shape):
         first = time.perf_counter() - start
         median = _timed(lambda: sess.run(model.train_op, feed), warmup, repeats)
     return build, first, median
+
+
+def family_step(kind, units, batch, steps, n_input, warmup, repeats):
+    """Median seconds of one TF1 training step (Adam on sum(outputs * w)) of the zoo family
+    `kind` over [batch, steps, n_input]."""
+    import tensorflow as tf
+    from legacy_rnn import zoo
+    v1 = tf.compat.v1
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+        x = tf.constant(rng.normal(size=(batch, steps, n_input)).astype(np.float32))
+        outputs, _ = zoo.tf1_block(zoo.Block([zoo.CellSpec.make(kind, units)]), x)
+        w = tf.constant(rng.normal(size=outputs.shape).astype(np.float32))
+        train = v1.train.AdamOptimizer(1e-3).minimize(tf.reduce_sum(outputs * w))
+        init = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as sess:
+        sess.run(init)
+        return _timed(lambda: sess.run(train), warmup, repeats)
+
+
+def family_steps(sizes):
+    """[{cell, kind, ms, ratio, relative_to}] for `sizes.families` (or FAMILY_CASES), timed one
+    after the other; the ratio is to LSTMCell's step (GRUCell's for the GRU families)."""
+    from legacy_rnn import zoo
+    units, batch, steps, n_input = sizes.family_shape
+    rows = []
+    for kind in sizes.families or FAMILY_CASES:
+        seconds = family_step(kind, units, batch, steps, n_input, sizes.warmup, sizes.steps)
+        rows.append({"cell": zoo.FAMILIES[kind].tf1_name, "kind": kind, "ms": seconds * 1e3})
+        logging.info("family %s: %.1f ms", kind, seconds * 1e3)
+    base = next(r["ms"] for r in rows if r["kind"] == "lstm")
+    gru = next(r["ms"] for r in rows if r["kind"] == "gru")
+    for r in rows:
+        r["relative_to"] = "GRUCell" if "gru" in r["kind"] else "LSTMCell"
+        r["ratio"] = r["ms"] / (gru if "gru" in r["kind"] else base)
+    return rows
 
 
 def keras_step(name, n_hidden, batch, warmup, repeats):
@@ -237,9 +285,12 @@ def run_benchmark(sizes, out_dir):
                            if sizes.scaling_in_subprocess else
                            scaling_point(rnn, length, sizes.scaling_hidden, sizes.scaling_batch))
             logging.info("scaling %s length %d: %s", rnn, length, scaling[-1])
+    families = family_steps(sizes)
     results = {"environment": golden.environment(), "matmul_peak_gflops": peak,
                "backends": ["tensorflow", *backend_names], "steps": rows,
-               "scaling": scaling,
+               "scaling": scaling, "families": families,
+               "family_shape": dict(zip(("units", "batch", "time", "input"),
+                                        sizes.family_shape)),
                "scaling_model": {"model": "mnist_rnn", "n_hidden": sizes.scaling_hidden,
                                  "batch": sizes.scaling_batch, "input": 28},
                "sizes": dataclasses.asdict(sizes)}
@@ -293,6 +344,14 @@ def format_table(results):
     for p in results["scaling"]:
         lines.append(f"{p['rnn']:8s} {p['length']:6d} {p['build_s']:8.2f} {p['first_step_s']:12.2f} "
                      f"{p['step_ms']:8.1f} {p['peak_rss_mib']:9.0f}")
+    if results.get("families"):
+        shape = results["family_shape"]
+        lines += ["", f"TF1 training step per cell family (dynamic_rnn, {shape['units']} units, "
+                      f"batch {shape['batch']}, {shape['time']} steps, {shape['input']} inputs)",
+                  f"{'cell':28s} {'ms':>8s} {'ratio':>6s}"]
+        for r in results["families"]:
+            lines.append(f"{r['cell']:28s} {r['ms']:8.1f} {r['ratio']:6.2f}  "
+                         f"(to {r['relative_to']})")
     return "\n".join(lines)
 
 
