@@ -9,6 +9,7 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
 - `LNSimpleRNNCell`: the layer-normalised simple RNN cell (TF1 counterpart:
   `legacy_rnn.zoo.layer_norm.LayerNormBasicRNNCell`);
 - `LayerNormLSTMCell`: tf.contrib's `LayerNormBasicLSTMCell` (a norm per gate and on the cell);
+- `UGRNNCell`: tf.contrib's `UGRNNCell` (one update gate; TF1 side: `legacy_rnn.zoo.ugrnn`);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
 - `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
   as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
@@ -228,3 +229,41 @@ def reverse_within_length(x, seqlen):
 def zero_past_length(x, seqlen):
     """Outputs with zeros at and after each length, as TF1's drivers emit them."""
     return ops.where(ops.expand_dims(length_mask(x, seqlen), -1), x, ops.zeros_like(x))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UGRNNCell(keras.layers.Layer):
+    """tf.contrib's `UGRNNCell` (Collins et al., ICLR 2017) in Keras 3:
+
+        g_act, c_act = split(x W + h_prev R + b, 2)
+        g = sigmoid(g_act + forget_bias),  c = act(c_act),  h = g * h_prev + (1 - g) * c
+
+    Output and state are `h`. Weights: `kernel [in, 2U]`, `recurrent_kernel [U, 2U]`,
+    `bias [2U]` (the gate's half first)."""
+
+    def __init__(self, units, forget_bias=1.0, activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.forget_bias = forget_bias
+        self.activation_name = activation
+        self.activation = _activation(activation)
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], 2 * self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, 2 * self.units),
+                                                name="recurrent_kernel")
+        self.bias = self.add_weight((2 * self.units,), name="bias", initializer="zeros")
+
+    def call(self, inputs, states, training=False):
+        h_prev = states[0] if isinstance(states, (list, tuple)) else states
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel) + \
+            self.bias
+        g = ops.sigmoid(z[:, :self.units] + self.forget_bias)
+        h = g * h_prev + (1.0 - g) * self.activation(z[:, self.units:])
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias,
+                "activation": self.activation_name}

@@ -164,7 +164,7 @@ def test_weights_round_trip(cell):
     back = spec.family.to_tf1(spec, spec.family.to_keras(spec, tf1))
     assert back.keys() == tf1.keys()
     for name in tf1:
-        if name == "bias" and "forget_bias" in spec.family.defaults and spec.get("forget_bias"):
+        if name == "bias" and spec.family.folds_forget_bias and spec.get("forget_bias"):
             # The built-in Keras LSTM folds forget_bias into the float32 bias: the f slice comes
             # back within half an ulp of b_f + forget_bias; everything else exactly.
             f = slice(2 * spec.units, 3 * spec.units)
@@ -174,7 +174,7 @@ def test_weights_round_trip(cell):
                 np.max(np.spacing(np.abs(tf1[name][f] + spec.get("forget_bias"))))))
         else:
             np.testing.assert_array_equal(back[name], tf1[name], err_msg=name)
-    if "forget_bias" in spec.family.defaults and "bias" in tf1:
+    if spec.family.folds_forget_bias and "bias" in tf1:
         # Gradients map without the fold, exactly. (LayerNormBasicLSTMCell has no bias: its
         # twin applies forget_bias at run time.)
         keras_grads = spec.family.to_keras(spec, tf1)

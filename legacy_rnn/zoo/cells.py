@@ -77,6 +77,9 @@ class CellFamily:
     # The TF1 cell is called on the whole sequence by user code, not run by a driver (contrib's
     # fused cells): a block of it is described without a driver.
     called_directly = False
+    # The twin carries TF1's run-time forget_bias in the f slice of its `bias` (Keras's LSTM has
+    # no forget_bias): weights map back within half an ulp there, gradients exactly.
+    folds_forget_bias = False
     # Options under which the family creates every variable it can (for the list of names).
     all_options = {}
     # Checkpoints written before TF 1.2: {era: (the cell's scope then, {old name: today's name})}

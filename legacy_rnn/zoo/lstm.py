@@ -45,6 +45,8 @@ def keras_gates_to_tf1(kernel, recurrent_kernel, bias, forget_bias):
 
 
 class _LSTMFamily(cells.CellFamily):
+    folds_forget_bias = True  # where the twin is Keras's LSTM (`_uses_builtin`)
+
     def check_options(self, units, options):
         given = [name for name in DEPRECATED if options.get(name) is not None]
         if given:
