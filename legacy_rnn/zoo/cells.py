@@ -244,3 +244,14 @@ def split_rows(kernel, units):
 
 def stack_rows(kernel, recurrent_kernel):
     return np.concatenate([kernel, recurrent_kernel], axis=0)
+
+
+def kernel_and_bias_to_keras(tf1, units):
+    """A cell of TF1 `kernel [in + U, n]` and `bias [n]` as Keras's [kernel, recurrent_kernel,
+    bias] (the columns in the same order)."""
+    return [*split_rows(tf1["kernel"], units), tf1["bias"]]
+
+
+def kernel_and_bias_to_tf1(weights):
+    kernel, recurrent_kernel, bias = weights
+    return {"kernel": stack_rows(kernel, recurrent_kernel), "bias": bias}

@@ -187,6 +187,24 @@ def consumer(view, key, op_type, output=None):
     return next((k for k, _ in view.next_ops(key, output) if view.op(k) in types), None)
 
 
+def gate_split(view, kernel):
+    """The Split of `matmul(..., kernel) + bias` into its gates (the LSTM and UGRNN cells'
+    MatMul -> BiasAdd -> Split), or None when the graph does not show one."""
+    key = matmul(view, kernel)
+    bias_add = consumer(view, key, "BiasAdd") if key else None
+    return consumer(view, bias_add, "Split") if bias_add else None
+
+
+def added_constant(view, key, output):
+    """The constant added to output `output` of `key` (a cell's forget_bias), or None."""
+    for add, _ in view.next_ops(key, output=output):
+        if view.op(add) in ("Add", "AddV2"):
+            value = view.other_const(add, key)
+            if value is not None:
+                return value
+    return None
+
+
 def activation(view, key):
     """The activation applied to `key`'s output: an op type, or linear when none is."""
     ops = [view.op(k) for k, _ in view.next_ops(key)]

@@ -81,16 +81,12 @@ class _LSTMFamily(cells.CellFamily):
         Minimum(Const) = proj_clip."""
         options = {}
         matmul = graphview.matmul(view, f"{prefix}/kernel")
-        bias_add = graphview.consumer(view, matmul, "BiasAdd") if matmul else None
-        split = graphview.consumer(view, bias_add, "Split") if bias_add else None
+        split = graphview.gate_split(view, f"{prefix}/kernel")
         if split is None:
             return options
-        for add, _ in view.next_ops(split, output=2):
-            if view.op(add) in ("Add", "AddV2"):
-                value = view.other_const(add, split)
-                if value is not None:
-                    options["forget_bias"] = value
-                    break
+        forget_bias = graphview.added_constant(view, split, 2)
+        if forget_bias is not None:
+            options["forget_bias"] = forget_bias
         activation = None
         for key, _ in view.next_ops(split, output=1):
             if view.op(key) in graphview.ACTIVATION_OPS:

@@ -58,8 +58,7 @@ class BasicRNN(cells.CellFamily):
         return True
 
     def to_keras(self, spec, tf1):
-        return [*cells.split_rows(tf1["kernel"], spec.units), tf1["bias"]]
+        return cells.kernel_and_bias_to_keras(tf1, spec.units)
 
     def to_tf1(self, spec, weights, gradients=False):
-        kernel, recurrent_kernel, bias = weights
-        return {"kernel": cells.stack_rows(kernel, recurrent_kernel), "bias": bias}
+        return cells.kernel_and_bias_to_tf1(weights)

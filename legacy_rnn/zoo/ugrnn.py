@@ -79,17 +79,12 @@ class UGRNN(cells.CellFamily):
         """MatMul -> BiasAdd -> Split(2): output 0 + Const = forget_bias; output 1 -> the
         activation op."""
         options = {}
-        matmul = graphview.matmul(view, f"{prefix}/kernel")
-        bias_add = graphview.consumer(view, matmul, "BiasAdd") if matmul else None
-        split = graphview.consumer(view, bias_add, "Split") if bias_add else None
+        split = graphview.gate_split(view, f"{prefix}/kernel")
         if split is None:
             return options
-        for add, _ in view.next_ops(split, output=0):
-            if view.op(add) in ("Add", "AddV2"):
-                value = view.other_const(add, split)
-                if value is not None:
-                    options["forget_bias"] = value
-                    break
+        forget_bias = graphview.added_constant(view, split, 0)
+        if forget_bias is not None:
+            options["forget_bias"] = forget_bias
         for key, _ in view.next_ops(split, output=1):
             if view.op(key) in graphview.ACTIVATION_OPS:
                 options["activation"] = graphview.ACTIVATION_OPS[view.op(key)]
@@ -108,8 +103,7 @@ class UGRNN(cells.CellFamily):
         return True
 
     def to_keras(self, spec, tf1):
-        return [*cells.split_rows(tf1["kernel"], spec.units), tf1["bias"]]
+        return cells.kernel_and_bias_to_keras(tf1, spec.units)
 
     def to_tf1(self, spec, weights, gradients=False):
-        kernel, recurrent_kernel, bias = weights
-        return {"kernel": cells.stack_rows(kernel, recurrent_kernel), "bias": bias}
+        return cells.kernel_and_bias_to_tf1(weights)
