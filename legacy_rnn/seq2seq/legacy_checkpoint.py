@@ -213,20 +213,27 @@ def run_graph(prefix, found):
     return got, {k: list(np.shape(v)) for k, v in feed.items()}
 
 
-def difference(found, weights, got):
-    """Largest |twin - graph| of attention_decoder's outputs, the twin built from `found` with
-    `weights` and fed the ids the graph read."""
+def twin_of(found, weights):
+    """The twin's layers (`LegacySpec.keras_twin`) holding `weights`."""
     twin = found.spec.keras_twin()
     found.spec.to_keras(twin, weights)
+    return twin
+
+
+def difference(found, weights, got, twin=None):
+    """Largest |twin - graph| of attention_decoder's outputs, the twin (built from `found` with
+    `weights` unless given) fed the ids the graph read."""
+    twin = twin_of(found, weights) if twin is None else twin
     out = twin_outputs(found.spec, twin, np.stack(got["encoder_ids"], 1),
                        np.stack(got["decoder_ids"], 1), found.initial_state_attention)
     return float(np.max(np.abs(np.asarray(out) - np.stack(got["outputs"], 1))))
 
 
 def check_against_graph(prefix, found, weights):
-    """(largest |twin - graph| of the decoder outputs, the generated inputs' shapes)."""
+    """(largest |twin - graph| of the decoder outputs, the generated inputs' shapes, the twin)."""
     got, inputs = run_graph(prefix, found)
-    return difference(found, weights, got), inputs
+    twin = twin_of(found, weights)
+    return difference(found, weights, got, twin), inputs, twin
 
 
 def convert(prefix, output_dir, found, weights):
@@ -234,8 +241,8 @@ def convert(prefix, output_dir, found, weights):
     (the twin's layers: encoder_embedding, encoder, decoder_embedding, decoder) into
     `output_dir` when it passes. Returns a report dict."""
     from legacy_rnn.seq2seq import keras_decoder
-    difference, inputs = check_against_graph(prefix, found, weights)
-    ok = difference <= TOLERANCE
+    largest, inputs, twin = check_against_graph(prefix, found, weights)
+    ok = largest <= TOLERANCE
     spec = found.spec
     stem = spec.scope.replace("/", "__") + ".legacy_seq2seq"
     report = {"decoder": f"legacy_seq2seq.embedding_attention_seq2seq({spec.cell.describe()}, "
@@ -245,7 +252,7 @@ def convert(prefix, output_dir, found, weights):
               "scope": spec.scope, "variables": found.variables,
               "options": {name: {"value": _option_value(found, name), "source": source}
                           for name, source in found.sources.items()},
-              "largest_difference": difference, "tolerance": TOLERANCE,
+              "largest_difference": largest, "tolerance": TOLERANCE,
               "verified_against": "the user's graph (.meta): attention_decoder's outputs, one "
                                   "per step, on the ids its embedding lookups read"
                                   + (f", in {found.copies[0]}/, the first of the graph's "
@@ -253,8 +260,6 @@ def convert(prefix, output_dir, found, weights):
                                      if len(found.copies) > 1 else ""),
               "inputs": inputs, "ok": ok, "file": stem + ".json" if ok else None}
     if ok:
-        twin = spec.keras_twin()
-        spec.to_keras(twin, weights)
         keras_decoder.save_layers(os.path.join(output_dir, stem), twin,
                                   depths=[spec.embedding_size, spec.cell.output_size])
     return report
