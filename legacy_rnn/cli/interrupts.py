@@ -18,11 +18,12 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REDELIVER_SECONDS = 0.001
 _received = []
-_state = {"deferred": 0, "installed": False, "phase": "starting up"}
+_state = {"deferred": 0, "installed": False, "phase": "starting up", "in_hook": False}
 
 
 class Interrupted(BaseException):
@@ -37,21 +38,33 @@ class Interrupted(BaseException):
 
 
 def _handler(signum, frame):
+    if _state["in_hook"]:
+        return  # raised here it would be lost too; the redelivery under way stops the program
     _received.append(signum)
     if not _state["deferred"]:
         _received.clear()
         raise Interrupted(signum)
 
 
+def _redeliver(signum):
+    # Only once the hook has returned: delivered while the hook still runs (starting this very
+    # thread waits, and a wait runs signal handlers), it was lost as well (CI, 1 run in 3).
+    while _state["in_hook"]:
+        time.sleep(REDELIVER_SECONDS)
+    _thread.interrupt_main(signum)
+
+
 def _unraisable_hook(previous):
     def hook(unraisable):
         if isinstance(unraisable.exc_value, Interrupted):
-            # Not from here: the hook runs inside the same callback. A moment later, from
-            # another thread, the signal reaches the main thread at its next statement.
-            timer = threading.Timer(REDELIVER_SECONDS, _thread.interrupt_main,
-                                    (unraisable.exc_value.signum,))
-            timer.daemon = True
-            timer.start()
+            # Not from here: the hook runs inside the same callback. From another thread, the
+            # signal reaches the main thread again at its next statement after the callback.
+            _state["in_hook"] = True
+            try:
+                threading.Thread(target=_redeliver, args=(unraisable.exc_value.signum,),
+                                 daemon=True).start()
+            finally:
+                _state["in_hook"] = False
             return
         previous(unraisable)
     hook.previous = previous
