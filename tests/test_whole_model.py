@@ -5,6 +5,8 @@ control flow as TF 1.x wrote it) and a tagger (embedding -> bidirectional_dynami
 lengths -> concat -> projection). The expected numbers are the user's graph, imported and run by
 hand here (not through the translator); a planted misread of one op is caught by the converter's
 own end-to-end check; an op outside the translated set is refused with its place in the graph."""
+import collections
+import dataclasses
 import json
 
 import numpy as np
@@ -153,19 +155,51 @@ def test_the_five_experiments_graphs_translate_from_their_meta_alone(tmp_path):
               f"{result.gradient_difference:.1e}, translated {result.translated}")
 
 
-def test_a_dynamic_rnn_final_state_is_refused_with_its_place(tmp_path):
+@pytest.mark.parametrize("v1_loops", [True, False], ids=["TF1 Enter/Exit", "TF2 While"])
+def test_final_states_read_by_a_classifier_translate_whole(v1_loops, tmp_path, monkeypatch):
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_state_classifier(prefix, v1_loops)
+    result = whole.to_keras_model(prefix, ["logits:0"])
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    options = {b.block.prefix: b.options for b in result.blocks}
+    assert options["bidirectional_rnn"]["forget_bias"]["value"] == 0.25  # not TF1's 1.0
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, VOCAB, (4, TIME)).astype(np.int32)
+    lengths = np.array([TIME, 2, 1, 4], np.int32)
+    (expected,) = run_graph(prefix, ["logits:0"], {"ids": ids, "lengths": lengths},
+                            v1_loops=v1_loops)
+    got = np.asarray(result.model({"ids": ids, "lengths": lengths}))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    if not v1_loops:
+        return
+    # Planted: Keras's LSTM states ([h, c]) taken in TF1's LSTMStateTuple order (c, h).
+    real = whole._matched_states
+
+    def misread(values, states):
+        count = collections.Counter((id(run), layer) for run, layer, _, _ in states)
+        return {name: dataclasses.replace(b, index=1 - b.index)
+                if count[(id(b.of), b.layer)] == 2 else b
+                for name, b in real(values, states).items()}
+
+    monkeypatch.setattr(whole, "_matched_states", misread)
+    planted = whole.to_keras_model(prefix, ["logits:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
+def test_a_final_state_that_is_no_single_state_is_refused_with_its_place(tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(4)
         x = tf1.placeholder(tf.float32, [None, TIME, 2], name="x")
-        _, state = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.GRUCell(3), x, dtype=tf.float32)
+        cell = tf1.nn.rnn_cell.LSTMCell(3, state_is_tuple=False)  # c and h concatenated
+        _, state = tf1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
         tf.identity(state * 2.0, name="y")
         user_graphs.save(graph, prefix)
     with pytest.raises(UserError, match=r"rnn/while/Identity_4 \(Identity\) cannot be "
-                                         r"translated: it is part of a loop .* the final state "
-                                         r"of a dynamic_rnn .* It sits on the path y <- mul <- "
-                                         r"rnn/while/Identity_4 from the output"):
+                                         r"translated: it is part of a loop that is neither .*"
+                                         r"state_is_tuple=False .* It sits on the path y <- mul "
+                                         r"<- rnn/while/Identity_4 from the output"):
         whole.to_keras_model(prefix, ["y:0"])
 
 
@@ -197,9 +231,9 @@ def test_inspect_graph_shows_the_inputs_the_blocks_and_nothing_refused_on_the_ta
 
 
 def test_inspect_graph_names_every_op_the_conversion_would_refuse(tmp_path, capsys):
-    # An LSTM block, then two ops the translator does not know (Cumsum, Cumprod) and the final
-    # state of the loop (its Exit): each named with its path; convert --outputs refuses the
-    # first it meets.
+    # An LSTM block, then two ops the translator does not know (Cumsum, Cumprod), each named
+    # with its path, and the final state of the loop, shown with the block; convert --outputs
+    # refuses the first op it meets.
     prefix = str(tmp_path / "model.ckpt")
     graph = tf.Graph()
     with graph.as_default():
@@ -215,8 +249,9 @@ def test_inspect_graph_names_every_op_the_conversion_would_refuse(tmp_path, caps
     assert "Cumsum (Cumsum): this translator does not know it\n    on the path y <- add <- Cumsum" \
         in out
     assert "Cumprod (Cumprod)" in out
-    assert "the final state of the block rnn/ (its loop's Exit) is not translated yet" in out
-    assert "3 op(s) refused" in out
+    assert "its final state read as rnn/while/Identity_5 (each matched to one level's state by " \
+        "value when converting)" in out
+    assert "2 op(s) refused" in out
     with pytest.raises(UserError, match=r"\(Cumsum\) cannot be translated|\(Cumprod\) cannot be "
                                         r"translated|cannot be translated: it is part of a loop"):
         whole.to_keras_model(prefix, ["y:0"])

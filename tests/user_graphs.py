@@ -62,6 +62,39 @@ def build_tagger(prefix):
         save(graph, prefix)
 
 
+def build_state_classifier(prefix, v1_loops=False):
+    """Classifiers that read final states, as sentence classifiers and encoders do: the
+    concatenated final h of a BiLSTM with lengths (forget_bias 0.25), `state[-1].h` and
+    `state[0]` of a GRU+LSTM MultiRNNCell, and the c of a static_rnn's LSTM, into one
+    projection."""
+    if v1_loops:
+        tf1.disable_control_flow_v2()
+        tf1.disable_resource_variables()
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(6)
+            ids = tf1.placeholder(tf.int32, [None, TIME], name="ids")
+            lengths = tf1.placeholder(tf.int32, [None], name="lengths")
+            x = tf.nn.embedding_lookup(tf1.get_variable("embedding", [VOCAB, EMBED]), ids)
+            cell = tf1.nn.rnn_cell.LSTMCell
+            _, (fw, bw) = tf1.nn.bidirectional_dynamic_rnn(
+                cell(UNITS, forget_bias=0.25), cell(UNITS, forget_bias=0.25), x,
+                sequence_length=lengths, dtype=tf.float32)
+            stack = tf1.nn.rnn_cell.MultiRNNCell([tf1.nn.rnn_cell.GRUCell(3), cell(4)])
+            _, states = tf1.nn.dynamic_rnn(stack, x, sequence_length=lengths, dtype=tf.float32,
+                                           scope="stack")
+            _, static = tf1.nn.static_rnn(cell(2), tf.unstack(x, axis=1), dtype=tf.float32,
+                                          sequence_length=lengths, scope="static")
+            features = tf.concat([fw.h, bw.h, states[-1].h, states[0], static.c], axis=1)
+            w = tf1.get_variable("proj/W", [2 * UNITS + 4 + 3 + 2, TAGS])
+            tf1.nn.xw_plus_b(features, w, tf1.get_variable("proj/b", [TAGS]), name="logits")
+            save(graph, prefix)
+    finally:
+        tf1.enable_control_flow_v2()
+        tf1.enable_resource_variables()
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

@@ -4,12 +4,12 @@ outputs back to the inputs, without converting anything: `inspect --graph --outp
 The walk goes back from the outputs as the translator does, breadth first, so each op is shown
 with its shortest path to an output. It names the placeholders reached (the model's inputs), the
 recurrent blocks (ops under a block's scope, as `blockwise.read_blocks` finds the blocks: the
-walk goes on through them to what they read), the ops the translator knows, by type, and every
-op it would refuse, with its path: an op outside `keras_graph.OPS`, a block's final state (its
-loop's Exit, read from outside the block), or a loop that is not a block's (shown once per
-loop). A preview by op type: the conversion itself also checks what
-only values show (a computed attribute, a step that matches no block output) and proves the
-result against the graph.
+walk goes on through them to what they read) with the final states read from them (a loop's
+Exit read from outside the block: the conversion matches each to a level's state by value), the
+ops the translator knows, by type, and every op it would refuse, with its path: an op outside
+`keras_graph.OPS`, or a loop that is not a block's (shown once per loop). A preview by op type:
+the conversion itself also checks what only values show (a computed attribute, a step or a state
+that matches none of the block's) and proves the result against the graph.
 """
 import collections
 
@@ -20,7 +20,7 @@ VARIABLES = ("VariableV2", "VarHandleOp", "ReadVariableOp")
 
 def preview(checkpoint, output_names):
     """{checkpoint, outputs, inputs: [{name, shape, dtype}], blocks: [{scope, structure,
-    path}], translated: {op type: count}, refused: [{op, type, why, path}]}."""
+    path, final_states}], translated: {op type: count}, refused: [{op, type, why, path}]}."""
     from legacy_rnn import keras_graph
     from legacy_rnn.conversion import blockwise, whole
     from legacy_rnn.regression import user_model
@@ -35,7 +35,7 @@ def preview(checkpoint, output_names):
     scopes = sorted(blocks, key=len, reverse=True)
     outputs = [model.tensor(n, "--outputs") for n in output_names]
     seen, queue = set(), collections.deque((t.op, [t.op.name]) for t in outputs)
-    inputs, reached, loops, refused = [], {}, set(), []
+    inputs, reached, loops, refused, final_states = [], {}, set(), [], {}
     translated = collections.Counter()
     while queue:
         op, path = queue.popleft()
@@ -45,10 +45,7 @@ def preview(checkpoint, output_names):
         scope = next((s for s in scopes if op.name.startswith(s + "/")), None)
         entered = scope is not None and (len(path) == 1 or not path[-2].startswith(scope + "/"))
         if entered and _in_loop(op, whole):  # the block's final state, read from outside
-            refused.append({"op": op.name, "type": op.type, "path": path,
-                            "why": f"the final state of the block {scope}/ (its loop's Exit) "
-                                   "is not translated yet"})
-            continue
+            final_states.setdefault(scope, []).append(op.name)
         if scope is not None:
             reached.setdefault(scope, path)
         elif op.type in ("Placeholder", "PlaceholderWithDefault"):
@@ -75,7 +72,8 @@ def preview(checkpoint, output_names):
                         "shape": op.outputs[0].shape.as_list()
                         if op.outputs[0].shape.rank is not None else None}
                        for op in sorted(inputs, key=lambda o: o.name)],
-            "blocks": [{"scope": s, "structure": blocks[s].describe(), "path": p}
+            "blocks": [{"scope": s, "structure": blocks[s].describe(), "path": p,
+                        "final_states": sorted(final_states.get(s, []))}
                        for s, p in reached.items()],
             "translated": dict(sorted(translated.items())), "refused": refused}
 
@@ -100,6 +98,9 @@ def print_preview(report, out):
     for b in report["blocks"]:
         print(f"  {b['scope']}/  {b['structure']}\n    reached by {shown_path(b['path'])}",
               file=out)
+        if b["final_states"]:
+            print(f"    its final state read as {', '.join(b['final_states'])} (each matched "
+                  "to one level's state by value when converting)", file=out)
     counts = ", ".join(f"{k} x{n}" for k, n in report["translated"].items())
     print(f"\n{sum(report['translated'].values())} op(s) translated: {counts or 'none'}",
           file=out)

@@ -23,8 +23,13 @@ embedding, labels within the logits, lengths within the time dimension) or the u
 `--inputs_npz`: the outputs, and the gradients of `sum(output * fixed weights)` with respect to
 every variable the model holds, must agree within `TOLERANCE`; else nothing is written.
 
-Not translated yet (refused with a paragraph): final states (a `dynamic_rnn`'s Exit tensors,
-a static driver's state: they match no step), a static bidirectional driver with
+A block's final state read by the ops around it (`dense(state.h)`, the concatenated final
+states of a bidirectional encoder, `state[-1]` of a stack: a `dynamic_rnn`'s Exit tensors or a
+static driver's last state) is matched the same way, by value, to one final state of one level's
+Keras layer, and becomes that layer's state output.
+
+Not translated yet (refused with a paragraph): a final state that is no single state of a level
+(`state_is_tuple=False`'s concatenation), a static bidirectional driver's outputs with
 `sequence_length` (its backward outputs are reversed within each length, so they match no
 column), control flow other than the blocks' own.
 """
@@ -96,6 +101,7 @@ class Boundary:
     last: int
     x: object  # the loop's time-major input tensor
     lengths: object  # its sequence-length tensor or None
+    scope: str = ""  # the name scope of the dynamic_rnn call
 
     @property
     def sources(self):
@@ -118,6 +124,30 @@ class StepBoundary:
     @property
     def sources(self):
         return list(self.xs) + ([self.lengths] if self.lengths is not None else [])
+
+
+@dataclasses.dataclass
+class StateBoundary:
+    """Where a converted block's final state takes the place of a tensor the graph reads from
+    inside the block (a dynamic_rnn's Exit, a static driver's last state: each row's state at
+    its length): state `index` of the Keras layer `layer` (in Keras's order: an LSTM's [h, c]),
+    as the block's run `of` (the Boundary of the dynamic_rnn call that ran the level, or a
+    StepBoundary of the static block) computes it. Matched by value."""
+    of: object
+    layer: str
+    index: int
+
+    @property
+    def block(self):
+        return self.of.block
+
+    @property
+    def model(self):
+        return self.of.model
+
+    @property
+    def sources(self):
+        return self.of.sources
 
 
 class Translator:
@@ -153,6 +183,8 @@ class Translator:
         op = tensor.op
         if tensor.name in self.boundaries:
             boundary = self.boundaries[tensor.name]
+            if isinstance(boundary, StateBoundary):
+                return self._state(boundary, path)
             if isinstance(boundary, StepBoundary):
                 return self._steps(boundary, path)
             return self._block(boundary, path)
@@ -166,9 +198,11 @@ class Translator:
         if op.type == "Const":
             return self._constant(op)
         if op.type in LOOP_OPS or "/while/" in op.name + "/":
-            raise self._refusal(op, path, "it is part of a loop that is not a recurrent block's "
-                                "output: the final state of a dynamic_rnn (its Exit tensors) and "
-                                "other loops are not translated yet")
+            raise self._refusal(op, path, "it is part of a loop that is neither a recurrent "
+                                "block's output nor one of its levels' final states (matched by "
+                                "value): a state that is no single state of a level "
+                                "(state_is_tuple=False concatenates them) and loops of the "
+                                "program's own are not translated yet")
         from legacy_rnn import keras_graph
         if op.type not in keras_graph.OPS:
             raise self._refusal(op, path, "this translator does not know it")
@@ -232,8 +266,9 @@ class Translator:
                                 f"it reads {name}, a variable of the recurrent block "
                                 f"{self.block_variables[name]}/, through a tensor that is not "
                                 "one the converted block replaces (its dynamic_rnn loop's "
-                                "output, or a static driver's step outputs, matched by value): "
-                                "a final state, or an output that matched no step")
+                                "output, a static driver's step outputs or a level's final "
+                                "state, matched by value): an output or a state that matched "
+                                "none of the Keras block's")
         if name not in self.variables:
             # The variable's own value: a ref variable's output, a resource variable's read
             # that waits on nothing (a read inside a train step would need its feeds).
@@ -259,25 +294,36 @@ class Translator:
             self.variables[key] = (layer, layer(self.anchor))
         return self.variables[key][1]
 
+    def _half(self, boundary, path):
+        """The outputs of the block's half that one dynamic_rnn call ran (`_half_model`: the
+        sequence, batch-major, and each level's final states), computed once."""
+        from legacy_rnn import keras_graph
+        key = ("half", _half_name(boundary))
+        if key not in self.values:
+            x = keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
+                                    name=_keras_name(boundary.x.op.name) + "__batch_major")(
+                self.value(boundary.x, path))
+            lengths = (self.value(boundary.lengths, path) if boundary.lengths is not None
+                       else None)
+            if lengths is not None and boundary.lengths.dtype != tf.int32:
+                lengths = keras_graph.GraphOp("Cast", {"DstT": "int32"}, name=_keras_name(
+                    boundary.lengths.op.name) + "__int32")(lengths)
+            half = _half_model(boundary, x.shape[-1], lengths is not None)
+            self.values[key] = half([x, lengths] if lengths is not None else x)
+            self.blocks_used.append(boundary)
+        return self.values[key]
+
     def _block(self, boundary, path):
         """The block's Keras layers in place of one dynamic_rnn loop (time-major in and out, as
         the loop's own tensors are), as a model of its own: `<block>_<half>`."""
         from legacy_rnn import keras_graph
-        x = keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
-                                name=_keras_name(boundary.x.op.name) + "__batch_major")(
-            self.value(boundary.x, path))
-        lengths = (self.value(boundary.lengths, path) if boundary.lengths is not None else None)
-        if lengths is not None and boundary.lengths.dtype != tf.int32:
-            lengths = keras_graph.GraphOp("Cast", {"DstT": "int32"}, name=_keras_name(
-                boundary.lengths.op.name) + "__int32")(lengths)
-        half = _half_model(boundary, x.shape[-1], lengths is not None)
-        out = half([x, lengths] if lengths is not None else x)
-        self.blocks_used.append(boundary)
+        out = self._half(boundary, path)["outputs"]
         return keras_graph.GraphOp("Transpose", {"perm": [1, 0, 2]},
-                                   name=half.name + "__time_major")(out)
+                                   name=_half_name(boundary) + "__time_major")(out)
 
-    def _steps(self, boundary, path):
-        """Step `boundary.step` of the whole Keras block run over the stacked steps' inputs."""
+    def _run_static(self, boundary, path):
+        """The whole Keras block (`_with_states`) run once over the stacked inputs of a static
+        driver's steps."""
         from legacy_rnn import keras_graph
         key = ("steps", boundary.block_name)
         if key not in self.values:
@@ -291,8 +337,14 @@ class Translator:
                                                   name=f"{name}__lengths")(lengths)
             else:
                 lengths = keras_graph.GraphOp("FullLengths", name=f"{name}__full_lengths")(x)
-            self.values[key] = boundary.model([x, lengths])
+            self.values[key] = _with_states(boundary.block, boundary.model)([x, lengths])
             self.blocks_used.append(boundary)
+        return self.values[key]
+
+    def _steps(self, boundary, path):
+        """Step `boundary.step` of the whole Keras block run over the stacked steps' inputs."""
+        from legacy_rnn import keras_graph
+        out = self._run_static(boundary, path)["outputs"]
         t, part = boundary.step, boundary.features
         first, last = part if part else (0, 0)
         name = f"{_keras_name(boundary.block_name)}__step_{t}" + (
@@ -300,7 +352,13 @@ class Translator:
         return keras_graph.GraphOp("StridedSlice", {
             "begin": [0, t, first], "end": [0, t + 1, last], "strides": [1, 1, 1],
             "begin_mask": 1, "end_mask": 1 | (0 if part else 4), "ellipsis_mask": 0,
-            "new_axis_mask": 0, "shrink_axis_mask": 2}, name=name)(self.values[key])
+            "new_axis_mask": 0, "shrink_axis_mask": 2}, name=name)(out)
+
+    def _state(self, boundary, path):
+        """Final state `boundary.index` of the level `boundary.layer`."""
+        run = (self._run_static(boundary.of, path) if isinstance(boundary.of, StepBoundary)
+               else self._half(boundary.of, path))
+        return run[boundary.layer][boundary.index]
 
     def _refusal(self, op, path, why):
         shown = path if len(path) <= 8 else path[:4] + ["..."] + path[-3:]
@@ -312,22 +370,35 @@ class Translator:
             f"{', '.join(sorted(k for k in _known_ops() if k != 'FullLengths'))}.")
 
 
+def _half_name(boundary):
+    return f"{boundary.block_name}_{boundary.half}_{boundary.first}_{boundary.last}"
+
+
 def _half_model(boundary, input_size, with_lengths):
-    """One half (levels first..last) of a converted block: `[x, lengths]` (or `x`) -> its
-    outputs, zeros past each length, as the loop writes them."""
+    """One half (levels first..last) of a converted block: `[x, lengths]` (or `x`) -> {outputs:
+    the sequence, zeros past each length, as the loop writes it; each level's layer name: its
+    final states}."""
     x = keras.Input((None, input_size), name="x")
     lengths = keras.Input((), dtype="int32", name="seqlen") if with_lengths else None
     mask = keras_cells.length_mask(x, lengths) if with_lengths else None
     levels = boundary.block.levels if boundary.half == "fw" else boundary.block.backward_levels
-    out = x
+    out, states = x, {}
     for k in range(boundary.first, boundary.last + 1):
-        step, *_ = boundary.model.get_layer(f"{boundary.half}_{k}")(out, mask=mask)
+        name = f"{boundary.half}_{k}"
+        step, *states[name] = boundary.model.get_layer(name)(out, mask=mask)
         out = keras.ops.add(step, out) if levels[k].residual else step
     if with_lengths:
         out = keras_cells.zero_past_length(out, lengths)
-    return keras.Model([x, lengths] if with_lengths else x, out,
-                       name=f"{boundary.block_name}_{boundary.half}_{boundary.first}_"
-                            f"{boundary.last}")
+    return keras.Model([x, lengths] if with_lengths else x, {"outputs": out, **states},
+                       name=_half_name(boundary))
+
+
+def _with_states(block, model):
+    """The functional Keras block `model` with each level's final states as outputs too:
+    {outputs, layer name: its states} (the same layers, called once)."""
+    return keras.Model(model.inputs, {"outputs": model.outputs[0], **{
+        name: list(model.get_layer(name).output[1:]) for name, _, _ in block.cells()}},
+        name=f"{model.name}_with_states")
 
 
 def _known_ops():
@@ -410,7 +481,7 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
                 continue
             x, lengths, out = found
             boundaries[out.name] = Boundary(result.found.name, keras_block, result.block, half,
-                                            first, last, x, lengths)
+                                            first, last, x, lengths, scope)
     every = model.placeholders(outputs)
     given = (user_model.read_inputs_npz(inputs_npz, every) if inputs_npz else
              user_model.generate_inputs(model, every))
@@ -418,6 +489,7 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
     for result, keras_block in blocks:
         if not any(b.block is result.block for b in boundaries.values()):
             boundaries.update(_step_boundaries(model, needed, result, keras_block, given))
+    boundaries.update(_final_states(model, needed, boundaries, given))
     placeholders = _placeholders(outputs, boundaries)
     inputs = {op.name: given[op.name] for op in placeholders}
     # The variables' values are read in a session of their own: the gradients built later
@@ -489,7 +561,8 @@ def _step_boundaries(model, needed, result, keras_block, given):
     x = np.stack(x_values, axis=1)
     if lengths is None:
         length_value = np.full(x.shape[0], x.shape[1])
-    out = np.asarray(keras_block([x, length_value.astype(np.int32)]))
+    run = _with_states(block, keras_block)([x, length_value.astype(np.int32)])
+    out = np.asarray(run["outputs"])
     # Each step of the block's output, and of each direction's part (a static bidirectional
     # driver's graph concatenates them outside its scope).
     parts = [None]
@@ -498,7 +571,7 @@ def _step_boundaries(model, needed, result, keras_block, given):
         parts += [(0, width), (width, out.shape[-1])]
     columns = [(t, part, out[:, t, part[0]:part[1]] if part else out[:, t])
                for part in parts for t in range(out.shape[1])]
-    found = {}
+    found, unmatched = {}, {}
     for name, value in zip(read_outside, values):
         near = [(float(np.max(np.abs(value - column))), t, part)
                 for t, part, column in columns if column.shape == value.shape]
@@ -507,7 +580,60 @@ def _step_boundaries(model, needed, result, keras_block, given):
             _, t, part = close[0]
             found[name] = StepBoundary(result.found.name, keras_block, block, xs, lengths, t,
                                        part)
+        else:
+            unmatched[name] = value
+    run_of = StepBoundary(result.found.name, keras_block, block, xs, lengths, None)
+    states = [(run_of, layer, i, np.asarray(v)) for layer, _, _ in block.cells()
+              for i, v in enumerate(run[layer])]
+    found.update(_matched_states(unmatched, states))
     return found
+
+
+def _matched_states(values, states):
+    """{tensor name: StateBoundary} for each of `values` ({name: the graph's value}) equal
+    within TOLERANCE to exactly one of `states` ([(run, layer, index, the Keras value)])."""
+    found = {}
+    for name, value in values.items():
+        close = [(run, layer, i) for run, layer, i, state in states
+                 if state.shape == value.shape and np.max(np.abs(value - state)) <= TOLERANCE]
+        if len(close) == 1:
+            found[name] = StateBoundary(*close[0])
+    return found
+
+
+def _final_states(model, needed, boundaries, given):
+    """{tensor name: StateBoundary} of the dynamic_rnn calls among `boundaries`: each float
+    [batch, features] tensor under a call's name scope that an op on the way to the outputs
+    (`needed`) reads from outside it (an Exit of its loop, or the Identity after a TF2 While),
+    matched by value on the inputs `given` to one final state of one level that call ran. A
+    tensor that matches none stays unmatched: the walk refuses it if it gets there."""
+    calls = [b for b in boundaries.values() if isinstance(b, Boundary)]
+    graph = model.graph
+    reads = {}
+    for call in calls:
+        inside = call.scope + "/"
+        for op in graph.get_operations():
+            if op.name in needed and not op.name.startswith(inside):
+                reads.update({t.name: t for t in op.inputs if t.op.name.startswith(inside)
+                              and t.name not in boundaries and t.dtype.is_floating
+                              and t.shape.rank == 2})
+    if not reads:
+        return {}
+    names = sorted(reads)
+    feeds = {graph.get_tensor_by_name(n + ":0"): v for n, v in given.items()}
+    with model.session() as sess:
+        values, xs, lengths = sess.run([[reads[n] for n in names], [c.x for c in calls],
+                                        [c.lengths if c.lengths is not None else c.x
+                                         for c in calls]], feeds)
+    states = []
+    for call, x, length in zip(calls, xs, lengths):
+        x = np.transpose(x, (1, 0, 2))
+        with_lengths = call.lengths is not None
+        run = _half_model(call, x.shape[-1], with_lengths)(
+            [x, np.asarray(length, np.int32)] if with_lengths else x)
+        states += [(call, layer, i, np.asarray(v)) for layer, vs in run.items()
+                   if layer != "outputs" for i, v in enumerate(vs)]
+    return _matched_states(dict(zip(names, values)), states)
 
 
 def _step_inputs(graph, inside):
