@@ -10,6 +10,7 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
   `legacy_rnn.zoo.layer_norm.LayerNormBasicRNNCell`);
 - `LayerNormLSTMCell`: tf.contrib's `LayerNormBasicLSTMCell` (a norm per gate and on the cell);
 - `UGRNNCell`: tf.contrib's `UGRNNCell` (one update gate; TF1 side: `legacy_rnn.zoo.ugrnn`);
+- `NASCell`: tf.contrib's `NASCell` (the searched cell; TF1 side: `legacy_rnn.zoo.nas`);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
 - `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
   as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
@@ -267,3 +268,59 @@ class UGRNNCell(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias,
                 "activation": self.activation_name}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NASCell(keras.layers.Layer):
+    """tf.contrib's `NASCell` (Zoph and Le, ICLR 2017: the cell found by architecture search) in
+    Keras 3. With `a = split(x W, 8)` and `b = split(m_prev R + bias, 8)` (bias only if
+    use_biases):
+
+        p = sigmoid(a0 + b0) * relu(a1 + b1)       q = sigmoid(a2 + b2) + relu(a3 * b3)
+        r = tanh(a4 + b4) * sigmoid(a5 + b5)       s = tanh(a6 + b6) + sigmoid(a7 + b7)
+        c = tanh(tanh(p) + c_prev) * tanh(q)
+        m = tanh(c * tanh(tanh(r) + sigmoid(s)))   then m P if num_proj
+
+    Output `m`; states `[m, c]` (Keras order; TF1's `LSTMStateTuple` is `(c, m)`). Weights:
+    `kernel [in, 8U]`, `recurrent_kernel [P or U, 8U]`, then `bias [8U]` with use_biases, then
+    `projection [U, P]` with num_proj."""
+
+    def __init__(self, units, num_proj=None, use_biases=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.num_proj = num_proj
+        self.use_biases = use_biases
+        out = num_proj or units
+        self.state_size = [out, units]
+        self.output_size = out
+
+    def build(self, input_shape):
+        units = self.units
+        self.kernel = self.add_weight((input_shape[-1], 8 * units), name="kernel")
+        self.recurrent_kernel = self.add_weight((self.output_size, 8 * units),
+                                                name="recurrent_kernel")
+        if self.use_biases:
+            self.bias = self.add_weight((8 * units,), name="bias", initializer="zeros")
+        if self.num_proj:
+            self.projection = self.add_weight((units, self.num_proj), name="projection")
+
+    def call(self, inputs, states, training=False):
+        m_prev, c_prev = states[0], states[1]
+        recurrent = ops.matmul(m_prev, self.recurrent_kernel)
+        if self.use_biases:
+            recurrent = recurrent + self.bias
+        a = ops.split(ops.matmul(inputs, self.kernel), 8, axis=-1)
+        b = ops.split(recurrent, 8, axis=-1)
+        p = ops.sigmoid(a[0] + b[0]) * ops.relu(a[1] + b[1])
+        q = ops.sigmoid(a[2] + b[2]) + ops.relu(a[3] * b[3])
+        r = ops.tanh(a[4] + b[4]) * ops.sigmoid(a[5] + b[5])
+        s = ops.tanh(a[6] + b[6]) + ops.sigmoid(a[7] + b[7])
+        c = ops.tanh(ops.tanh(p) + c_prev) * ops.tanh(q)
+        m = ops.tanh(c * ops.tanh(ops.tanh(r) + ops.sigmoid(s)))
+        if self.num_proj:
+            m = ops.matmul(m, self.projection)
+        return m, [m, c]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "num_proj": self.num_proj,
+                "use_biases": self.use_biases}

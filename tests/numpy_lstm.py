@@ -1,5 +1,6 @@
 """An independent numpy BasicLSTMCell, written from the TF1 equations, to check the graphs against
-(and tf.contrib's LayerNormBasicLSTMCell, from contrib's source: `layer_norm_lstm_outputs`).
+(and tf.contrib's LayerNormBasicLSTMCell and NASCell, from contrib's source:
+`layer_norm_lstm_outputs`, `nas_outputs`).
 
 kernel `[input + units, 4 * units]` over `concat([x, h])`, gate columns i, j, f, o;
 c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(j); h' = sigmoid(o) * tanh(c').
@@ -71,4 +72,43 @@ def layer_norm_lstm_outputs(x, w, lengths, forget_bias=1.0, act=np.tanh):
         live = (t < lengths)[:, None]
         c, hs = np.where(live, new_c, c), np.where(live, new_h, hs)
         outputs[:, t] = np.where(live, new_h, 0.0)
+    return outputs
+
+
+def nas_outputs(x, w, lengths):
+    """tf.contrib's NASCell (TF 1.15's `NASCell.call`, step by step as it is written there) under
+    dynamic_rnn, in float64: `w` holds kernel, recurrent_kernel and optionally bias and
+    projection_weights (relative names)."""
+    relu = lambda v: np.maximum(v, 0.0)  # noqa: E731
+    batch, time, _ = x.shape
+    units = w["kernel"].shape[1] // 8
+    proj = w.get("projection_weights")
+    c = np.zeros((batch, units))
+    m = np.zeros((batch, units if proj is None else proj.shape[1]))
+    outputs = np.zeros((batch, time, m.shape[1]))
+    for t in range(time):
+        m_matrix = m @ w["recurrent_kernel"] + w.get("bias", 0.0)
+        ms = np.split(m_matrix, 8, axis=1)
+        xs = np.split(x[:, t] @ w["kernel"], 8, axis=1)
+        layer1_0 = sigmoid(xs[0] + ms[0])
+        layer1_1 = relu(xs[1] + ms[1])
+        layer1_2 = sigmoid(xs[2] + ms[2])
+        layer1_3 = relu(xs[3] * ms[3])
+        layer1_4 = np.tanh(xs[4] + ms[4])
+        layer1_5 = sigmoid(xs[5] + ms[5])
+        layer1_6 = np.tanh(xs[6] + ms[6])
+        layer1_7 = sigmoid(xs[7] + ms[7])
+        l2_0 = np.tanh(layer1_0 * layer1_1)
+        l2_1 = np.tanh(layer1_2 + layer1_3)
+        l2_2 = np.tanh(layer1_4 * layer1_5)
+        l2_3 = sigmoid(layer1_6 + layer1_7)
+        l2_0 = np.tanh(l2_0 + c)
+        new_c = l2_0 * l2_1
+        new_m = np.tanh(new_c * np.tanh(l2_2 + l2_3))
+        if proj is not None:
+            new_m = new_m @ proj
+        live = (t < np.asarray(lengths))[:, None]
+        c = np.where(live, new_c, c)
+        m = np.where(live, new_m, m)
+        outputs[:, t] = np.where(live, new_m, 0.0)
     return outputs

@@ -203,6 +203,14 @@ CASES = {
         lambda o, x: numpy_lstm.layer_norm_lstm_outputs(
             x, {("kernel" if n.endswith("/weights") else n.split("cell/", 1)[1]): v
                 for n, v in o.items()}, np.full(B, T))),
+    "TF 1.1 NASCell(num_proj, use_biases) (tf.contrib)": (
+        {"rnn/nas_rnn/weights": (IN, 8 * U), "rnn/nas_rnn/recurrent_weights": (P, 8 * U),
+         "rnn/nas_rnn/bias": (8 * U,), "rnn/nas_rnn/projection_weights": (U, P)},
+        zoo.Block([C("nas", U, num_proj=P, use_biases=True)]),
+        lambda o, x: numpy_lstm.nas_outputs(
+            x, {{"weights": "kernel", "recurrent_weights": "recurrent_kernel"}.get(
+                n.rsplit("/", 1)[1], n.rsplit("/", 1)[1]): v for n, v in o.items()},
+            np.full(B, T))),
 }
 
 

@@ -183,7 +183,6 @@ NOT_CONVERTED = {
                          "docs/migration.md)",
     "attention_decoder": "legacy_seq2seq's attention_decoder (legacy_rnn.seq2seq reproduces it "
                          "and has its Keras twin, docs/migration.md)",
-    "nas_rnn": "tf.contrib's NASCell",
     "opaque_kernel": "a cuDNN layer's opaque parameter buffer, whose layout only the cuDNN "
                      "library knows (on a machine with a GPU, read it into canonical weights: "
                      "TF 1.15's CudnnLSTM / CudnnGRU layer restores it and saves the canonical "
@@ -252,7 +251,7 @@ def inspect_shapes(shapes, source, view=None, none_is_fine=False):
                         f"{' / '.join(f.tf1_name for f in zoo.FAMILIES.values())} "
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
                         " Checkpoints written before TF 1.2 (weights / biases, Linear/Matrix) are "
-                        "read under today's names; other cells (tf.contrib's LSTMBlockFusedCell, "
-                        "NASCell, attention wrappers, a cuDNN layer's opaque buffer "
+                        "read under today's names; other cells (tf.contrib's "
+                        "AttentionCellWrapper and projection wrappers, a cuDNN layer's opaque buffer "
                         "without its canonical names) are not converted yet.")
     return found, others

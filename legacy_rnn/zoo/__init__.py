@@ -2,13 +2,13 @@
 
 `cells.py` defines what a cell family provides and the table (`FAMILIES`) they register in; one
 module per family (`simple`, `gru`, `gru_block`, `lstm`, `layer_norm`, `lstm_block`,
-`layer_norm_lstm`, `cudnn`, `lstm_block_fused`, `ugrnn`) registers itself on import;
+`layer_norm_lstm`, `cudnn`, `lstm_block_fused`, `ugrnn`, `nas`) registers itself on import;
 `drivers.py` holds one class per TF1 driver; `blocks.py` runs any family through any driver and
 builds the Keras 3 block that computes the same; `graphview.py` reads a `.meta` graph for the
 families (their options, their ops).
 """
 from legacy_rnn.zoo import (gru, gru_block, layer_norm, layer_norm_lstm, lstm,  # noqa: F401
-                            lstm_block, simple, ugrnn)
+                            lstm_block, nas, simple, ugrnn)
 from legacy_rnn.zoo import cudnn, lstm_block_fused  # noqa: F401  (after lstm_block)
 from legacy_rnn.zoo.blocks import Block, Dropout, Level, keras_block, tf1_block
 from legacy_rnn.zoo.cells import FAMILIES, CellSpec, canonical_cases

@@ -110,11 +110,16 @@ class CellFamily:
         if not units:
             return None
         spec = CellSpec.make(self.kind, units, **self.options_from(shapes))
-        kernel = shapes.get(self.kernel_name)
-        input_size = kernel[0] - spec.output_size if kernel and len(kernel) == 2 else 0
+        input_size = self.input_size_from(spec, shapes)
         if input_size <= 0 or self.variables(spec, input_size) != shapes:
             return None
         return spec, input_size
+
+    def input_size_from(self, spec, shapes):
+        """The cell's input size from its variables' shapes (0 when they do not say it): the
+        rows of a kernel over concat([x, h_prev]) less the recurrent ones."""
+        kernel = shapes.get(self.kernel_name)
+        return kernel[0] - spec.output_size if kernel and len(kernel) == 2 else 0
 
     def units_from(self, shapes):
         bias = shapes.get("bias")
@@ -223,6 +228,20 @@ class CellFamily:
 
     def state_from_keras(self, spec, states):
         return states[0]
+
+
+def positive_or_none(options, name):
+    """`options[name]` as a positive int, or None where it is not given (num_proj)."""
+    value = options.get(name)
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count <= 0 or count != value and str(count) != str(value):
+        raise UserError(f"{name}={value!r} must be a positive whole number (or None).")
+    return count
 
 
 def canonical_cases(representatives=False):

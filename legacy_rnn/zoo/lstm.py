@@ -60,10 +60,8 @@ class _LSTMFamily(cells.CellFamily):
         for name in ("cell_clip", "proj_clip", "forget_bias"):
             if options.get(name) is not None:
                 options[name] = float(options[name])
-        if options.get("num_proj") is not None:
-            options["num_proj"] = int(options["num_proj"])
-            if options["num_proj"] <= 0:
-                raise UserError(f"num_proj={options['num_proj']} must be positive (or None).")
+        if "num_proj" in options:
+            options["num_proj"] = cells.positive_or_none(options, "num_proj")
         if options.get("proj_clip") is not None and not options.get("num_proj"):
             raise UserError("proj_clip clips the projection, and num_proj is not set: TF1 ignores "
                             "it then. Leave proj_clip out or set num_proj.")
