@@ -127,6 +127,21 @@ def _range(inputs, attrs):
     return ops.arange(start, limit, delta, dtype=_dtype(attrs["Tidx"]))
 
 
+def _split(inputs, attrs):
+    """Split (equal parts: `num_split`) and SplitV (`sizes`, one of them -1: the rest, read from
+    the static shape) along `axis`: a list of tensors, as the op's outputs."""
+    x, axis = inputs[0], attrs["axis"]
+    if "sizes" not in attrs:
+        return list(ops.split(x, attrs["num_split"], axis=axis))
+    sizes = list(attrs["sizes"])
+    if -1 in sizes:
+        total = x.shape[axis]
+        if total is None:
+            raise ValueError("SplitV with a size -1 over an axis of unknown size")
+        sizes[sizes.index(-1)] = total - (sum(sizes) + 1)
+    return list(ops.split(x, np.cumsum(sizes)[:-1].tolist(), axis=axis))
+
+
 def _select(inputs, attrs):
     condition, a, b = inputs
     if len(condition.shape) == 1 and len(a.shape) > 1:  # TF1 Select: one condition per row
@@ -170,6 +185,8 @@ OPS = {
     "ConcatV2": lambda inputs, attrs: ops.concatenate(inputs, axis=attrs["axis"]),
     "Pack": lambda inputs, attrs: ops.stack(inputs, axis=attrs["axis"]),
     "Unpack": lambda inputs, attrs: ops.unstack(inputs[0], attrs["num"], axis=attrs["axis"]),
+    "Split": _split,
+    "SplitV": _split,
     "StridedSlice": _strided_slice,
     "Squeeze": lambda inputs, attrs: ops.squeeze(inputs[0], axis=tuple(attrs["squeeze_dims"])
                                                  or None),

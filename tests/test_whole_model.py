@@ -155,6 +155,68 @@ def test_the_five_experiments_graphs_translate_from_their_meta_alone(tmp_path):
               f"{result.gradient_difference:.1e}, translated {result.translated}")
 
 
+@pytest.mark.parametrize("kind", ["lstm", "nas"])
+def test_a_char_rnn_model_translates_whole(kind, tmp_path, monkeypatch):
+    """char-rnn: steps under another op scope than their variables, from zero_state, the inputs
+    split and squeezed, and forget_bias 0.5 (LSTM) or NAS's biases read from the graph."""
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_char_rnn(prefix, kind)
+    result = whole.to_keras_model(prefix, ["probs:0"])
+    print(kind, result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    (block,) = result.blocks
+    if kind == "lstm":
+        assert block.options["forget_bias"]["value"] == 0.5  # not TF1's 1.0
+    assert {"Split": 1, "Squeeze": TIME}.items() <= result.translated.items()
+    ids = np.random.default_rng(9).integers(0, VOCAB, (user_graphs.CHAR_BATCH, TIME))
+    (expected,) = run_graph(prefix, ["probs:0"], {"input_data": ids.astype(np.int32)})
+    got = np.asarray(result.model({"input_data": ids.astype(np.int32)}))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    if kind == "nas":
+        return
+    # Planted: tf.split's parts in the wrong order (the steps reversed) is caught end to end.
+    split = keras_graph.OPS["Split"]
+    monkeypatch.setitem(keras_graph.OPS, "Split", lambda inputs, attrs: split(inputs, attrs)[::-1])
+    planted = whole.to_keras_model(prefix, ["probs:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
+def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_path):
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_char_rnn(prefix, "lstm", fed_state=True)
+    with pytest.raises(UserError, match=r"The block rnnlm/ starts from a state that is not zero: "
+                                        r"its ops read h[01]:0 .* takes no initial state yet"):
+        whole.to_keras_model(prefix, ["probs:0"])
+    # The block's own check feeds the state zeros, as its Keras layer starts (and says so).
+    from legacy_rnn.conversion import blockwise
+    _, meta, _, read, old_names = blockwise.read_blocks(prefix, none_is_fine=True)
+    ((found, block, options),) = read
+    checked, _ = blockwise.convert_block(found, block, options, prefix, meta, old_names,
+                                         np.random.default_rng(0))
+    assert checked.ok and checked.largest_difference <= TOLERANCE
+    assert "h0 fed zeros (an initial state)" in checked.neutralised
+
+
+def test_split_and_splitv_translate(tmp_path):
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(10)
+        x = tf1.placeholder(tf.float32, [None, 6], name="x")
+        w = tf1.get_variable("w", [6, 6])
+        y = tf.matmul(x, w)
+        a, b, c = tf.split(y, 3, axis=1)
+        d, e, f = tf.split(y, [3, -1, 1], axis=-1)  # SplitV, the -1 read from the shape
+        tf.identity(tf.concat([a * 1.0 + b * 2.0 + c * 3.0, d, e * f], axis=1), name="out")
+        user_graphs.save(graph, prefix)
+    result = whole.to_keras_model(prefix, ["out:0"])
+    assert result.ok and {"Split", "SplitV"} <= set(result.translated)
+    x = np.random.default_rng(3).normal(size=(4, 6)).astype(np.float32)
+    (expected,) = run_graph(prefix, ["out:0"], {"x": x})
+    np.testing.assert_allclose(np.asarray(result.model({"x": x})), expected, atol=TOLERANCE,
+                               rtol=0)
+
+
 @pytest.mark.parametrize("v1_loops", [True, False], ids=["TF1 Enter/Exit", "TF2 While"])
 def test_final_states_read_by_a_classifier_translate_whole(v1_loops, tmp_path, monkeypatch):
     prefix = str(tmp_path / "model.ckpt")

@@ -95,6 +95,49 @@ def build_state_classifier(prefix, v1_loops=False):
         tf1.enable_resource_variables()
 
 
+CHAR_BATCH = 3
+
+
+def build_char_rnn(prefix, kind, fed_state=False):
+    """char-rnn's model (sherjilozair/char-rnn-tensorflow, model.py) in miniature: a fixed
+    batch, a 2-level MultiRNNCell from zero_state, softmax_w/b made under variable_scope
+    "rnnlm" before legacy_seq2seq.rnn_decoder(..., scope="rnnlm") runs the steps (so its ops
+    sit under rnnlm_1/rnnlm/), inputs by tf.split and squeeze, outputs concatenated and
+    reshaped, probs. `kind`: "lstm" (BasicLSTMCell, forget_bias 0.5) or "nas" (NASCell,
+    use_biases). `fed_state`: the top level's initial state a placeholder, as a sampler feeds
+    the state it carries."""
+    from legacy_rnn.zoo.nas import NASCell
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(8)
+        make = {"lstm": lambda: tf1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5),
+                "nas": lambda: NASCell(UNITS, use_biases=True)}[kind]
+        cell = tf1.nn.rnn_cell.MultiRNNCell([make() for _ in range(2)])
+        ids = tf1.placeholder(tf.int32, [CHAR_BATCH, TIME], name="input_data")
+        state = cell.zero_state(CHAR_BATCH, tf.float32)
+        if fed_state:
+            top = state[1]
+            state = (state[0], type(top)(*[tf1.placeholder(tf.float32, s.shape, name=f"h{i}")
+                                           for i, s in enumerate(top)]))
+        with tf1.variable_scope("rnnlm"):
+            softmax_w = tf1.get_variable("softmax_w", [UNITS, VOCAB])
+            softmax_b = tf1.get_variable("softmax_b", [VOCAB])
+        embedding = tf1.get_variable("embedding", [VOCAB, UNITS])
+        inputs = tf.split(tf.nn.embedding_lookup(embedding, ids), TIME, 1)
+        inputs = [tf.squeeze(x, [1]) for x in inputs]
+        outputs = []
+        with tf1.variable_scope("rnnlm"):  # legacy_seq2seq.rnn_decoder's loop
+            for i, x in enumerate(inputs):
+                if i > 0:
+                    tf1.get_variable_scope().reuse_variables()
+                output, state = cell(x, state)
+                outputs.append(output)
+        output = tf.reshape(tf.concat(outputs, 1), [-1, UNITS])
+        logits = tf.add(tf.matmul(output, softmax_w), softmax_b, name="logits")
+        tf.nn.softmax(logits, name="probs")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

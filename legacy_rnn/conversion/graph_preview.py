@@ -22,7 +22,7 @@ def preview(checkpoint, output_names):
     """{checkpoint, outputs, inputs: [{name, shape, dtype}], blocks: [{scope, structure,
     path, final_states}], translated: {op type: count}, refused: [{op, type, why, path}]}."""
     from legacy_rnn import keras_graph
-    from legacy_rnn.conversion import blockwise, whole
+    from legacy_rnn.conversion import blockwise, metagraph, whole
     from legacy_rnn.regression import user_model
     prefix, meta, _, read, old_names = blockwise.read_blocks(checkpoint, none_is_fine=True)
     if meta is None:
@@ -31,8 +31,18 @@ def preview(checkpoint, output_names):
                         + ": --graph walks the model's graph. Without it, inspect shows the "
                         "recurrent blocks the checkpoint holds (inspect CKPT).")
     model = user_model.Model(prefix)
+    graph = model.graph
     blocks = {b.prefix: b for _, b, _ in read}
-    scopes = sorted(blocks, key=len, reverse=True)
+    # A static driver's block is entered where its ops are (their scopes may differ from its
+    # variables'), and left at the step inputs and lengths it reads, as the conversion does.
+    static = {}
+    for name, block in blocks.items():
+        if not any(metagraph.driver_tensors(graph, scope) is not None
+                   for scope, *_ in metagraph.dynamic_scopes(block)):
+            static[name] = whole.static_reads(graph, block)
+    scopes = sorted(((p, name) for name in blocks for p in (
+        static[name].inside if static.get(name) else (f"{name}/",))),
+        key=lambda pair: len(pair[0]), reverse=True)
     outputs = [model.tensor(n, "--outputs") for n in output_names]
     seen, queue = set(), collections.deque((t.op, [t.op.name]) for t in outputs)
     inputs, reached, loops, refused, final_states = [], {}, set(), [], {}
@@ -42,10 +52,18 @@ def preview(checkpoint, output_names):
         if op.name in seen:
             continue
         seen.add(op.name)
-        scope = next((s for s in scopes if op.name.startswith(s + "/")), None)
-        entered = scope is not None and (len(path) == 1 or not path[-2].startswith(scope + "/"))
+        scope = next((name for p, name in scopes if op.name.startswith(p)), None)
+        entered = scope is not None and (len(path) == 1 or not any(
+            path[-2].startswith(p) for p, name in scopes if name == scope))
         if entered and _in_loop(op, whole):  # the block's final state, read from outside
             final_states.setdefault(scope, []).append(op.name)
+        if scope is not None and static.get(scope):
+            if scope not in reached:
+                reached[scope] = path
+                reads = static[scope]
+                queue.extend((t.op, path + [t.op.name]) for t in reads.xs + (
+                    [reads.lengths] if reads.lengths is not None else []))
+            continue
         if scope is not None:
             reached.setdefault(scope, path)
         elif op.type in ("Placeholder", "PlaceholderWithDefault"):
@@ -73,7 +91,9 @@ def preview(checkpoint, output_names):
                         if op.outputs[0].shape.rank is not None else None}
                        for op in sorted(inputs, key=lambda o: o.name)],
             "blocks": [{"scope": s, "structure": blocks[s].describe(), "path": p,
-                        "final_states": sorted(final_states.get(s, []))}
+                        "final_states": sorted(final_states.get(s, [])),
+                        "initial_states": sorted(t.name for t in static[s].states)
+                        if static.get(s) else []}
                        for s, p in reached.items()],
             "translated": dict(sorted(translated.items())), "refused": refused}
 
@@ -101,6 +121,9 @@ def print_preview(report, out):
         if b["final_states"]:
             print(f"    its final state read as {', '.join(b['final_states'])} (each matched "
                   "to one level's state by value when converting)", file=out)
+        if b["initial_states"]:
+            print(f"    its initial state read from {', '.join(b['initial_states'])} (it must "
+                  "be zeros, as zero_state's are: checked when converting)", file=out)
     counts = ", ".join(f"{k} x{n}" for k, n in report["translated"].items())
     print(f"\n{sum(report['translated'].values())} op(s) translated: {counts or 'none'}",
           file=out)

@@ -119,9 +119,11 @@ def import_neutralised(meta):
     return graph, GraphView(meta_graph.graph_def), saver, neutralised
 
 
-def neutral_feeds(fetches, fed, batch, time, rng, notes):
+def neutral_feeds(fetches, fed, batch, time, notes):
     """Values for the placeholders the `fetches` depend on past the `fed` tensors: keep
-    probabilities 1.0, training flags False, lengths full, ids 0, other floats random."""
+    probabilities 1.0, training flags False, lengths full, ids 0, other floats zeros (past the
+    block's inputs, a float batch is an initial state, char-rnn's and the PTB tutorial's fed
+    state: the converted block starts from zeros unless it is given one)."""
     feeds, seen = {}, set()
     frontier = [t.op for t in fetches]
     fed_ops = {t.op for t in fed if len(t.op.outputs) == 1}
@@ -133,12 +135,14 @@ def neutral_feeds(fetches, fed, batch, time, rng, notes):
         seen.add(op.name)
         if op.type in ("Placeholder", "PlaceholderWithDefault"):
             tensor = op.outputs[0]
-            value = _neutral(tensor, batch, time, rng, op.type == "PlaceholderWithDefault")
+            value = _neutral(tensor, batch, time, op.type == "PlaceholderWithDefault")
             if value is not None:
                 feeds[tensor] = value
                 if tensor.dtype == tf.bool or (tensor.dtype.is_floating
                                                and tensor.shape.rank == 0):
                     notes.append(f"{op.name} fed {value!r}")
+                elif tensor.dtype.is_floating:
+                    notes.append(f"{op.name} fed zeros (an initial state)")
             if op.type == "Placeholder":
                 continue
         frontier.extend(t.op for t in op.inputs if t.name not in fed_names)
@@ -146,7 +150,7 @@ def neutral_feeds(fetches, fed, batch, time, rng, notes):
     return feeds
 
 
-def _neutral(tensor, batch, time, rng, has_default):
+def _neutral(tensor, batch, time, has_default):
     rank = tensor.shape.rank
     if tensor.dtype == tf.bool:
         return False
@@ -158,7 +162,7 @@ def _neutral(tensor, batch, time, rng, has_default):
     shape = [d if d is not None else (batch if i == 0 else time) for i, d in enumerate(dims)]
     if tensor.dtype.is_integer:
         return np.full(shape, time if rank == 1 else 0, tensor.dtype.as_numpy_dtype)
-    return rng.normal(size=shape).astype(tensor.dtype.as_numpy_dtype)
+    return np.zeros(shape, tensor.dtype.as_numpy_dtype)
 
 
 # --- Cells stepped one by one --------------------------------------------------------------------
@@ -213,7 +217,7 @@ def run_steps(sess, tensors, rng, notes):
             feed[tensor] = x[:, t] if half == "fw" else x[:, time - 1 - t]
     fetches = {half: hs for half, (_, hs) in tensors.items()}
     feed.update(neutral_feeds([h for hs in fetches.values() for h in hs], list(feed), batch, time,
-                              rng, notes))
+                              notes))
     return x, sess.run(fetches, feed)
 
 
@@ -259,7 +263,7 @@ def run_calls(graph, sess, block, rng, notes):
             lengths[:] = time
         feed = {x_tensor: x.transpose(1, 0, 2),
                 **({lengths_tensor: lengths} if lengths_tensor is not None else {})}
-        feed.update(neutral_feeds([output], list(feed), batch, time, rng, notes))
+        feed.update(neutral_feeds([output], list(feed), batch, time, notes))
         runs.append((sess.run(output, feed).transpose(1, 0, 2), half, first, last, x, lengths))
     return runs
 
@@ -299,7 +303,7 @@ def run_sequences(sess, tensors, depth, rng, notes):
         lengths = np.full(batch, time, np.int32)
         feed = {x_tensor: x.transpose(1, 0, 2),
                 **{m: np.asarray(time, m.dtype.as_numpy_dtype) for m in maxima}}
-        feed.update(neutral_feeds([h_tensor], list(feed), batch, time, rng, notes))
+        feed.update(neutral_feeds([h_tensor], list(feed), batch, time, notes))
         runs.append((sess.run(h_tensor, feed).transpose(1, 0, 2), half, 0, depth - 1, x,
                      lengths))
     return runs

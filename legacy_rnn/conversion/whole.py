@@ -8,11 +8,15 @@ block (`blockwise.read_blocks`: found from the variables, its options from the g
 converted and checked on its own (`blockwise.convert_block`); where the walk reaches the tensor
 its `dynamic_rnn` loop writes, the block's Keras layers take the place of the loop, fed the
 translation of the tensor the loop reads and of its lengths. A block a static driver unrolled
-(`static_rnn`, `static_bidirectional_rnn`, a hand-written time loop) is replaced where the graph
-reads its step outputs: the tensors read from outside its scope, matched by value (on the graph's
-own step inputs, one row whole and the others shorter) to one step of the Keras block's output or
-of one direction's part; the block runs once over the stacked step inputs (in the order the graph
-made them) and each matched tensor is its slice. Every other op becomes a
+(`static_rnn`, `static_bidirectional_rnn`, a hand-written time loop, legacy_seq2seq's
+`rnn_decoder`) is replaced where the graph reads its step outputs: the tensors read from outside
+its op scopes (`static_reads`: where its cells' steps run, which need not be its variables'
+scope), matched by value (on the graph's own step inputs, one row whole and the others shorter)
+to one step of the Keras block's output or of one direction's part; the block runs once over the
+stacked step inputs (the x_t its bottom steps read, in the order the graph made them) and each
+matched tensor is its slice. Any other float tensor such a block reads from outside (its
+`zero_state`) must be zero on the generated inputs, as the Keras block starts from zeros; a
+state the program feeds or computes is refused. Every other op becomes a
 `keras_graph.GraphOp` (the op's function in `keras.ops`) and every variable or constant a
 `keras_graph.GraphVariable` holding its value. An op outside `keras_graph.OPS` is refused with
 its name, its type and the path from the output to it.
@@ -53,11 +57,13 @@ STATIC_INPUTS = {
     "Transpose": {1: "perm"}, "ConcatV2": {-1: "axis"}, "ExpandDims": {1: "dim"},
     "GatherV2": {2: "axis"}, "StridedSlice": {1: "begin", 2: "end", 3: "strides"},
     "Mean": {1: "axis"}, "Sum": {1: "axis"}, "Max": {1: "axis"}, "Prod": {1: "axis"},
-    "ArgMax": {1: "axis"}, "Reshape": {1: "shape"},
+    "ArgMax": {1: "axis"}, "Reshape": {1: "shape"}, "Split": {0: "axis"},
+    "SplitV": {1: "sizes", 2: "axis"},
 }
 ATTRIBUTES = {
     "MatMul": ("transpose_a", "transpose_b"), "BatchMatMulV2": ("adj_x", "adj_y"),
     "Cast": ("DstT",), "Shape": ("out_type",), "Pack": ("axis",), "Unpack": ("num", "axis"),
+    "Split": ("num_split",),
     "StridedSlice": ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
                      "shrink_axis_mask"),
     "Squeeze": ("squeeze_dims",), "GatherV2": ("batch_dims",), "ResourceGather": ("batch_dims",),
@@ -534,22 +540,17 @@ def _step_boundaries(model, needed, result, keras_block, given):
     no boundary: the walk refuses it if it gets there. (A training graph's gradient ops, which
     read every step, are not on the way.)"""
     graph, block = model.graph, result.block
-    inside = f"{block.prefix}/"
-    xs = _step_inputs(graph, inside)
-    if not xs:
+    reads = static_reads(graph, block)
+    if reads is None:
         return {}
+    inside, xs, lengths = reads.inside, reads.xs, reads.lengths
     read_outside = sorted({t.name for op in graph.get_operations()
                            if op.name in needed and not op.name.startswith(inside)
                            for t in op.inputs if t.op.name.startswith(inside)
                            and t.dtype.is_floating and t.shape.rank == 2})
-    minima = sorted((op for op in graph.get_operations()
-                     if op.name.startswith(inside) and op.type == "Min"), key=lambda op: op.name)
-    lengths = minima[0].inputs[0] if minima else None
-    while lengths is not None and lengths.op.name.startswith(inside) and \
-            lengths.op.type in ("Identity", "Cast", "ToInt32"):
-        lengths = lengths.op.inputs[0]
     fetched = [graph.get_tensor_by_name(n) for n in read_outside]
     feeds = {graph.get_tensor_by_name(n + ":0"): v for n, v in given.items()}
+    _refuse_an_initial_state(model, block, reads, feeds)
     batch = next((np.shape(v)[0] for v in given.values() if np.ndim(v) >= 1), 1)
     # Lengths fed for the match: the first row whole (every step's output tells the steps
     # apart), the others shorter (a final state, copied through past a length, matches none).
@@ -634,6 +635,79 @@ def _final_states(model, needed, boundaries, given):
         states += [(call, layer, i, np.asarray(v)) for layer, vs in run.items()
                    if layer != "outputs" for i, v in enumerate(vs)]
     return _matched_states(dict(zip(names, values)), states)
+
+
+@dataclasses.dataclass
+class StaticReads:
+    """What a static driver's block reads from outside itself, as `static_reads` finds it."""
+    inside: tuple  # the name scopes of its ops (prefixes ending in "/")
+    xs: list  # its bottom level's forward input at each step
+    lengths: object  # the sequence-length tensor it reads, or None
+    states: list  # other float [batch, n] tensors it reads: initial states (zeros or refused)
+
+
+def static_reads(graph, block):
+    """(StaticReads) of a block a static driver unrolled, or None where the graph shows no step
+    input for it. The scopes: the block's own and each op scope its cells' steps ran in
+    (legacy_seq2seq's `rnn_decoder(..., scope="rnnlm")` after a `variable_scope("rnnlm")` of
+    the user's runs them under `rnnlm_1/rnnlm/`). The inputs: the x_t each step of the bottom
+    cell concatenates with its h_prev (`verify.stepped_tensors`), so that an initial state read
+    from outside is not taken for one; where the family's steps are not concat([x, h])
+    MatMuls, every float tensor read from outside the scopes (and no state is told apart). The
+    lengths: what the driver's Min reads."""
+    from legacy_rnn.conversion import verify
+    from legacy_rnn.zoo.graphview import MAIN, GraphView
+    view = GraphView(graph.as_graph_def())
+    scopes = {f"{block.prefix}/"}
+    for _, level, prefix in block.cells():
+        for (fn, name, *_), _, _ in level.cell.family.steps_in_graph(view, prefix) or ():
+            at = f"/{name}".find(f"/{block.prefix}/")
+            if fn == MAIN and at > 0:
+                scopes.add(name[:at] + f"{block.prefix}/")
+    inside = tuple(sorted(scopes))
+    stepped = verify.stepped_tensors(graph, view, block)
+    xs = []
+    for x in stepped["fw"][0] if stepped else ():
+        # Back out of the driver's own plumbing (TF1 control flow's cond of a static driver
+        # with lengths: the step reads its x through a Switch) to the tensor it reads.
+        while x.op.name.startswith(inside) and x.op.type in ("Switch", "RefSwitch", "Identity"):
+            x = x.op.inputs[0]
+        xs.append(x)
+    read = _step_inputs(graph, inside)
+    if not xs or any(x.op.name.startswith(inside) for x in xs):
+        xs = read
+    if not xs:
+        return None
+    minima = sorted((op for op in graph.get_operations()
+                     if op.name.startswith(inside) and op.type == "Min"), key=lambda op: op.name)
+    lengths = minima[0].inputs[0] if minima else None
+    while lengths is not None and lengths.op.name.startswith(inside) and \
+            lengths.op.type in ("Identity", "Cast", "ToInt32"):
+        lengths = lengths.op.inputs[0]
+    ids = {t.name for t in xs}
+    return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
+
+
+def _refuse_an_initial_state(model, block, reads, feeds):
+    """A UserError where the static block's ops read, besides their step inputs, lengths,
+    variables and constants, a float tensor that is not zero on the generated inputs: an
+    initial state the program computes or feeds. The Keras block starts from zeros
+    (`zero_state`)."""
+    if not reads.states:
+        return
+    with model.session() as sess:
+        values = sess.run(reads.states, feeds)
+    for tensor, value in zip(reads.states, values):
+        if np.any(value != 0):
+            raise UserError(
+                f"The block {block.prefix}/ starts from a state that is not zero: its ops read "
+                f"{tensor.name} (largest value {float(np.max(np.abs(value))):.3g} on the "
+                "generated inputs), which is neither a step input nor zero_state's zeros. The "
+                "whole-model translation starts each block from zeros and takes no initial "
+                "state yet. Save the graph you convert with cell.zero_state as the state (or "
+                "placeholder_with_default(zero_state)), or convert the recurrent blocks alone "
+                "(convert --checkpoint=CKPT --output=DIR, without --outputs): each level is a "
+                "Keras RNN layer, which takes initial_state when called.")
 
 
 def _step_inputs(graph, inside):
