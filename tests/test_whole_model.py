@@ -155,23 +155,31 @@ def test_the_five_experiments_graphs_translate_from_their_meta_alone(tmp_path):
               f"{result.gradient_difference:.1e}, translated {result.translated}")
 
 
+def _translated_and_checked(prefix, output, input_name):
+    """(WholeResult, its one block) of a model with one id input of CHAR_BATCH x TIME, its
+    outputs compared with the graph run by hand on ids the conversion did not check with."""
+    result = whole.to_keras_model(prefix, [output])
+    print(prefix, result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    ids = np.random.default_rng(9).integers(0, VOCAB, (user_graphs.CHAR_BATCH, TIME))
+    ids = ids.astype(np.int32)
+    (expected,) = run_graph(prefix, [output], {input_name: ids})
+    got = np.asarray(result.model({whole._keras_name(input_name): ids}))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    (block,) = result.blocks
+    return result, block
+
+
 @pytest.mark.parametrize("kind", ["lstm", "nas"])
 def test_a_char_rnn_model_translates_whole(kind, tmp_path, monkeypatch):
     """char-rnn: steps under another op scope than their variables, from zero_state, the inputs
     split and squeezed, and forget_bias 0.5 (LSTM) or NAS's biases read from the graph."""
     prefix = str(tmp_path / "model.ckpt")
     user_graphs.build_char_rnn(prefix, kind)
-    result = whole.to_keras_model(prefix, ["probs:0"])
-    print(kind, result.forward_difference, result.gradient_difference, result.translated)
-    assert result.ok, (result.forward_difference, result.gradient_difference)
-    (block,) = result.blocks
+    result, block = _translated_and_checked(prefix, "probs:0", "input_data")
     if kind == "lstm":
         assert block.options["forget_bias"]["value"] == 0.5  # not TF1's 1.0
     assert {"Split": 1, "Squeeze": TIME}.items() <= result.translated.items()
-    ids = np.random.default_rng(9).integers(0, VOCAB, (user_graphs.CHAR_BATCH, TIME))
-    (expected,) = run_graph(prefix, ["probs:0"], {"input_data": ids.astype(np.int32)})
-    got = np.asarray(result.model({"input_data": ids.astype(np.int32)}))
-    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
     if kind == "nas":
         return
     # Planted: tf.split's parts in the wrong order (the steps reversed) is caught end to end.
@@ -179,6 +187,34 @@ def test_a_char_rnn_model_translates_whole(kind, tmp_path, monkeypatch):
     monkeypatch.setitem(keras_graph.OPS, "Split", lambda inputs, attrs: split(inputs, attrs)[::-1])
     planted = whole.to_keras_model(prefix, ["probs:0"])
     assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("rnn_mode", ["basic", "block"])
+def test_the_ptb_tutorials_own_model_translates_whole(rnn_mode, tmp_path, monkeypatch, capsys):
+    """The tutorial's time loop under Model/RNN/ (its x_t sliced inside the block's scope), from
+    zero_state; forget_bias 0.0 read from the graph (an op attribute for LSTMBlockCell)."""
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_ptb(prefix, rnn_mode)
+    result, block = _translated_and_checked(prefix, "Model/logits:0", "Model/input_data")
+    assert block.block.prefix == "Model/RNN"
+    assert block.options["forget_bias"]["value"] == 0.0  # not TF1's 1.0
+    # inspect --graph walks it as the conversion did: the same ops, the input, nothing refused.
+    status, out, _ = _inspect([prefix, "--graph", "--outputs=Model/logits:0", "--json"], capsys)
+    report = json.loads(out)
+    assert status == 0 and report["refused"] == [] and report["translated"] == dict(
+        result.translated)
+    assert [i["name"] for i in report["inputs"]] == ["Model/input_data"]
+    assert len(report["blocks"][0]["initial_states"]) == 4  # two levels' (c, h) zero_state
+    if rnn_mode == "basic":
+        return
+    # Planted: the forget_bias attribute not read (TF1's default 1.0 taken): refused.
+    from legacy_rnn.zoo import lstm_block
+    real = lstm_block.LSTMBlock.options_in_graph
+    monkeypatch.setattr(lstm_block.LSTMBlock, "options_in_graph", lambda self, view, prefix: {
+        k: v for k, v in real(self, view, prefix).items() if k != "forget_bias"})
+    with pytest.raises(UserError, match=r"The recurrent block\(s\) Model/RNN failed their own "
+                                        r"check against the graph; nothing was written"):
+        whole.to_keras_model(prefix, ["Model/logits:0"])
 
 
 def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_path):

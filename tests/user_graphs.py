@@ -138,6 +138,41 @@ def build_char_rnn(prefix, kind, fed_state=False):
         save(graph, prefix)
 
 
+def build_ptb(prefix, rnn_mode):
+    """The PTB tutorial's PTBModel (tensorflow/models tutorials/rnn/ptb/ptb_word_lm.py) in
+    miniature: under variable_scope "Model" with a uniform initializer, a fixed batch, a
+    2-level MultiRNNCell of forget_bias 0.0 cells from zero_state (`rnn_mode` "basic":
+    BasicLSTMCell; "block": contrib's LSTMBlockCell, forget_bias kept in the op's attribute),
+    the tutorial's own time loop under variable_scope "RNN" over inputs[:, t, :], concat,
+    reshape, xw_plus_b(softmax_w, softmax_b), logits reshaped to [batch, steps, vocab]."""
+    from legacy_rnn.zoo.lstm_block import LSTMBlockCell
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(9)
+        initializer = tf1.random_uniform_initializer(-0.5, 0.5)
+        with tf1.variable_scope("Model", initializer=initializer):
+            ids = tf1.placeholder(tf.int32, [CHAR_BATCH, TIME], name="input_data")
+            embedding = tf1.get_variable("embedding", [VOCAB, UNITS])
+            inputs = tf.nn.embedding_lookup(embedding, ids)
+            make = {"basic": lambda: tf1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.0),
+                    "block": lambda: LSTMBlockCell(UNITS, forget_bias=0.0)}[rnn_mode]
+            cell = tf1.nn.rnn_cell.MultiRNNCell([make() for _ in range(2)])
+            state = cell.zero_state(CHAR_BATCH, tf.float32)
+            outputs = []
+            with tf1.variable_scope("RNN"):
+                for time_step in range(TIME):
+                    if time_step > 0:
+                        tf1.get_variable_scope().reuse_variables()
+                    cell_output, state = cell(inputs[:, time_step, :], state)
+                    outputs.append(cell_output)
+            output = tf.reshape(tf.concat(outputs, 1), [-1, UNITS])
+            softmax_w = tf1.get_variable("softmax_w", [UNITS, VOCAB])
+            softmax_b = tf1.get_variable("softmax_b", [VOCAB])
+            logits = tf1.nn.xw_plus_b(output, softmax_w, softmax_b)
+            tf.reshape(logits, [CHAR_BATCH, TIME, VOCAB], name="logits")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

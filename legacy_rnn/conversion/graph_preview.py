@@ -40,6 +40,9 @@ def preview(checkpoint, output_names):
         if not any(metagraph.driver_tensors(graph, scope) is not None
                    for scope, *_ in metagraph.dynamic_scopes(block)):
             static[name] = whole.static_reads(graph, block)
+    # What the step inputs are computed from is not the block's, even under its scope (the PTB
+    # tutorial slices inputs[:, t, :] inside its variable_scope "RNN").
+    feeding = whole._ancestors([x for reads in static.values() if reads for x in reads.xs])
     scopes = sorted(((p, name) for name in blocks for p in (
         static[name].inside if static.get(name) else (f"{name}/",))),
         key=lambda pair: len(pair[0]), reverse=True)
@@ -52,7 +55,8 @@ def preview(checkpoint, output_names):
         if op.name in seen:
             continue
         seen.add(op.name)
-        scope = next((name for p, name in scopes if op.name.startswith(p)), None)
+        scope = None if op.name in feeding else next(
+            (name for p, name in scopes if op.name.startswith(p)), None)
         entered = scope is not None and (len(path) == 1 or not any(
             path[-2].startswith(p) for p, name in scopes if name == scope))
         if entered and _in_loop(op, whole):  # the block's final state, read from outside

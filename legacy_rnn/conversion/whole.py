@@ -674,8 +674,9 @@ def static_reads(graph, block):
             x = x.op.inputs[0]
         xs.append(x)
     read = _step_inputs(graph, inside)
-    if not xs or any(x.op.name.startswith(inside) for x in xs):
-        xs = read
+    if not xs or any(x.op.type in LOOP_OPS for x in xs):
+        xs = read  # (an x_t computed inside the scope, the PTB tutorial's inputs[:, t, :], is
+        # translated as any other tensor)
     if not xs:
         return None
     minima = sorted((op for op in graph.get_operations()
