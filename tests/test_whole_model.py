@@ -74,6 +74,33 @@ def test_a_bilstm_tagger_with_lengths_and_a_computed_shape_translates_whole(tagg
     np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
 
 
+def test_an_ner_tagger_with_a_char_bilstm_translates_whole(tmp_path, monkeypatch):
+    """Char BiLSTM over one row per word (its final h per direction read), word BiLSTM,
+    projection: the lengths of each word, [batch, words], generated as lengths too."""
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_ner_tagger(prefix)
+    result = whole.to_keras_model(prefix, ["proj/logits:0"])
+    print("ner", result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    options = {b.block.prefix: b.options for b in result.blocks}
+    assert options["chars/bidirectional_rnn"]["forget_bias"]["value"] == 0.75
+    assert set(result.inputs) == {"word_ids", "sequence_lengths", "char_ids", "word_lengths"}
+    rng = np.random.default_rng(13)
+    feeds = {"word_ids": rng.integers(0, VOCAB, (2, 4)).astype(np.int32),
+             "sequence_lengths": np.array([4, 2], np.int32),
+             "char_ids": rng.integers(0, 9, (2, 4, 5)).astype(np.int32),
+             "word_lengths": np.array([[5, 1, 3, 2], [4, 2, 0, 0]], np.int32)}  # 0: padding
+    (expected,) = run_graph(prefix, ["proj/logits:0"], feeds)
+    got = np.asarray(result.model(feeds))
+    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+    # Planted: the backward directions' ReverseSequence read as a plain reverse: wrong on every
+    # word shorter than the longest, which the generated word lengths must include.
+    monkeypatch.setitem(keras_graph.OPS, "ReverseSequence",
+                        lambda inputs, attrs: keras_graph.ops.flip(inputs[0], axis=1))
+    planted = whole.to_keras_model(prefix, ["proj/logits:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
 def _convert(argv, capsys):
     """`convert` as its entry point runs it, in this process: (status, stdout, stderr)."""
     flag_values = flags.FlagValues()

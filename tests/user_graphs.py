@@ -173,6 +173,51 @@ def build_ptb(prefix, rnn_mode):
         save(graph, prefix)
 
 
+def build_ner_tagger(prefix):
+    """guillaumegenthial/sequence_tagging's model (model/ner_model.py) in miniature: char ids
+    [batch, words, chars] and word lengths [batch, words] reshaped to one row per word, a char
+    BiLSTM (forget_bias 0.75) whose final h of each direction is concatenated and reshaped
+    back to [batch, words, 2 * chars' units], concatenated with the word embeddings, a word
+    BiLSTM with the sentence lengths under "bi-lstm", and the projection "proj" through a
+    reshape computed from the time dimension (the CRF that follows in training reads these
+    logits)."""
+    chars, char_dim, char_units = 9, 3, 2
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(12)
+        word_ids = tf1.placeholder(tf.int32, [None, None], name="word_ids")
+        sequence_lengths = tf1.placeholder(tf.int32, [None], name="sequence_lengths")
+        char_ids = tf1.placeholder(tf.int32, [None, None, None], name="char_ids")
+        word_lengths = tf1.placeholder(tf.int32, [None, None], name="word_lengths")
+        with tf1.variable_scope("words"):
+            table = tf1.get_variable("_word_embeddings", [VOCAB, EMBED])
+            word_embeddings = tf.nn.embedding_lookup(table, word_ids)
+        with tf1.variable_scope("chars"):
+            table = tf1.get_variable("_char_embeddings", [chars, char_dim])
+            char_embeddings = tf.nn.embedding_lookup(table, char_ids)
+            s = tf.shape(char_embeddings)
+            char_embeddings = tf.reshape(char_embeddings, [s[0] * s[1], s[-2], char_dim])
+            lengths = tf.reshape(word_lengths, [s[0] * s[1]])
+            cell = tf1.nn.rnn_cell.LSTMCell
+            _, ((_, fw), (_, bw)) = tf1.nn.bidirectional_dynamic_rnn(
+                cell(char_units, forget_bias=0.75), cell(char_units, forget_bias=0.75),
+                char_embeddings, sequence_length=lengths, dtype=tf.float32)
+            output = tf.reshape(tf.concat([fw, bw], axis=-1), [s[0], s[1], 2 * char_units])
+            word_embeddings = tf.concat([word_embeddings, output], axis=-1)
+        with tf1.variable_scope("bi-lstm"):
+            (fw, bw), _ = tf1.nn.bidirectional_dynamic_rnn(
+                cell(UNITS), cell(UNITS), word_embeddings, sequence_length=sequence_lengths,
+                dtype=tf.float32)
+            output = tf.concat([fw, bw], axis=-1)
+        with tf1.variable_scope("proj"):
+            w = tf1.get_variable("W", [2 * UNITS, TAGS])
+            b = tf1.get_variable("b", [TAGS], initializer=tf1.zeros_initializer())
+            steps = tf.shape(output)[1]
+            pred = tf.matmul(tf.reshape(output, [-1, 2 * UNITS]), w) + b
+            tf.reshape(pred, [-1, steps, TAGS], name="logits")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

@@ -243,9 +243,24 @@ def integer_range(op):
             depth = _depth(consumer.inputs[1])
             if depth:
                 return 0, depth, f"classes of {consumer.name}"
-    if tensor.shape.rank == 1:
+    if tensor.shape.rank == 1 or _reshaped_to_one_row(tensor):
         return 1, None, "lengths"
     return None
+
+
+def _reshaped_to_one_row(tensor):
+    """Whether `tensor` is reshaped (or cast) into a vector: a tagger's word lengths [batch,
+    words] made one length per word for the char-level RNN (guillaumegenthial/sequence_tagging's
+    `tf.reshape(word_lengths, [s[0] * s[1]])`)."""
+    frontier = [tensor]
+    while frontier:
+        value = frontier.pop()
+        for op in value.consumers():
+            if op.type in ("Reshape", "Cast", "Identity") and op.inputs[0] is value:
+                if op.outputs[0].shape.rank == 1:
+                    return True
+                frontier.append(op.outputs[0])
+    return False
 
 
 def generate_inputs(model, placeholders):
