@@ -244,6 +244,39 @@ def test_the_ptb_tutorials_own_model_translates_whole(rnn_mode, tmp_path, monkey
         whole.to_keras_model(prefix, ["Model/logits:0"])
 
 
+@pytest.mark.parametrize("cudnn_names", [True, False], ids=["DeepSpeech's names", "lstm_cell"])
+def test_deepspeech_time_major_dense_fused_lstm_dense_translates_whole(cudnn_names, tmp_path,
+                                                                       monkeypatch, capsys):
+    """The fused cell's BlockLSTM op replaced by the converted block over the op's own
+    time-major input; the mask contrib's cell applies after it, and the dense layers around it,
+    translated."""
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_deepspeech(prefix, cudnn_names)
+    result = whole.to_keras_model(prefix, ["raw_logits:0"])
+    print("deepspeech", result.forward_difference, result.gradient_difference, result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    (block,) = result.blocks
+    if not cudnn_names:  # LSTMBlockFusedCell's default is 1.0; the 0 is in BlockLSTM's attribute
+        assert block.options["forget_bias"]["value"] == 0.0
+    assert {"Minimum", "Less", "Transpose"} <= set(result.translated)
+    rng = np.random.default_rng(15)
+    feeds = {"input_node": rng.normal(size=(3, 8, 4)).astype(np.float32),  # 8: a new time
+             "input_lengths": np.array([8, 5, 1], np.int32)}
+    (expected,) = run_graph(prefix, ["raw_logits:0"], feeds)
+    np.testing.assert_allclose(np.asarray(result.model(feeds)), expected, atol=TOLERANCE,
+                               rtol=0)
+    # inspect --graph stops at the op as the conversion does: the same ops, nothing refused.
+    status, out, _ = _inspect([prefix, "--graph", "--outputs=raw_logits:0", "--json"], capsys)
+    report = json.loads(out)
+    assert status == 0 and report["refused"] == [] and report["translated"] == dict(
+        result.translated)
+    # Planted: the sequence mask's t < length read as t <= length (one step too many kept).
+    monkeypatch.setitem(keras_graph.OPS, "Less",
+                        lambda inputs, attrs: keras_graph.ops.less_equal(*inputs))
+    planted = whole.to_keras_model(prefix, ["raw_logits:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
 def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     user_graphs.build_char_rnn(prefix, "lstm", fed_state=True)

@@ -218,6 +218,43 @@ def build_ner_tagger(prefix):
         save(graph, prefix)
 
 
+def build_deepspeech(prefix, cudnn_names):
+    """Mozilla DeepSpeech's create_model (DeepSpeech.py, 0.6-0.9) in miniature, its CPU path
+    (rnn_impl_lstmblockfusedcell): batch-major features made time-major and flattened, a dense
+    layer clipped ReLU(20), reshaped to [time, batch, n], contrib's LSTMBlockFusedCell with
+    forget_bias 0 and the lengths, two dense layers, `raw_logits` time-major. `cudnn_names`:
+    DeepSpeech's own scope and name (cudnn_lstm/rnn/multi_rnn_cell/cell_0/
+    cudnn_compatible_lstm_cell, a cuDNN-canonical checkpoint); else "lstm"/"lstm_cell"."""
+    from legacy_rnn.zoo.lstm_block_fused import LSTMBlockFusedCell
+    features, hidden, cell_units, classes = 4, 6, 5, 7
+
+    def dense(name, x, units, relu=True):
+        with tf1.variable_scope(name):
+            bias = tf1.get_variable("bias", [units],
+                                    initializer=tf1.random_normal_initializer(stddev=0.1))
+            weights = tf1.get_variable("weights", [x.shape[-1], units])
+            out = tf.nn.bias_add(tf.matmul(x, weights), bias)
+            return tf.minimum(tf.nn.relu(out), 20.0) if relu else out
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(14)
+        batch_x = tf1.placeholder(tf.float32, [None, None, features], name="input_node")
+        seq_length = tf1.placeholder(tf.int32, [None], name="input_lengths")
+        batch_size = tf.shape(batch_x)[0]
+        x = tf.reshape(tf.transpose(batch_x, [1, 0, 2]), [-1, features])
+        layer_3 = tf.reshape(dense("layer_1", x, hidden), [-1, batch_size, hidden])
+        scope, name = (("cudnn_lstm/rnn/multi_rnn_cell/cell_0", "cudnn_compatible_lstm_cell")
+                       if cudnn_names else ("lstm", "lstm_cell"))
+        with tf1.variable_scope(scope):
+            cell = LSTMBlockFusedCell(cell_units, forget_bias=0, name=name)
+            output, _ = cell(layer_3, dtype=tf.float32, sequence_length=seq_length)
+        layer_5 = dense("layer_5", tf.reshape(output, [-1, cell_units]), hidden)
+        layer_6 = dense("layer_6", layer_5, classes, relu=False)
+        tf.reshape(layer_6, [-1, batch_size, classes], name="raw_logits")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

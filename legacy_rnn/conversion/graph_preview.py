@@ -22,7 +22,7 @@ def preview(checkpoint, output_names):
     """{checkpoint, outputs, inputs: [{name, shape, dtype}], blocks: [{scope, structure,
     path, final_states}], translated: {op type: count}, refused: [{op, type, why, path}]}."""
     from legacy_rnn import keras_graph
-    from legacy_rnn.conversion import blockwise, metagraph, whole
+    from legacy_rnn.conversion import blockwise, metagraph, verify, whole
     from legacy_rnn.regression import user_model
     prefix, meta, _, read, old_names = blockwise.read_blocks(checkpoint, none_is_fine=True)
     if meta is None:
@@ -35,15 +35,24 @@ def preview(checkpoint, output_names):
     blocks = {b.prefix: b for _, b, _ in read}
     # A static driver's block is entered where its ops are (their scopes may differ from its
     # variables'), and left at the step inputs and lengths it reads, as the conversion does.
-    static = {}
+    # A block whose cells run as one op over the sequence (BlockLSTM) is that op alone, left at
+    # its time-major input: the ops around it, under its scope, are translated.
+    static, sequence_ops = {}, {}
+    view = metagraph.GraphView(graph.as_graph_def())
     for name, block in blocks.items():
-        if not any(metagraph.driver_tensors(graph, scope) is not None
-                   for scope, *_ in metagraph.dynamic_scopes(block)):
-            static[name] = whole.static_reads(graph, block)
+        if any(metagraph.driver_tensors(graph, scope) is not None
+               for scope, *_ in metagraph.dynamic_scopes(block)):
+            continue
+        sequences = verify.sequence_tensors(graph, view, block)
+        if sequences:
+            sequence_ops.update({h.op.name: (name, x) for x, h, _ in sequences.values()})
+        else:
+            static[name] = whole.static_reads(graph, block, view)
     # What the step inputs are computed from is not the block's, even under its scope (the PTB
     # tutorial slices inputs[:, t, :] inside its variable_scope "RNN").
     feeding = whole._ancestors([x for reads in static.values() if reads for x in reads.xs])
-    scopes = sorted(((p, name) for name in blocks for p in (
+    scopes = sorted(((p, name) for name in blocks if name not in {
+        n for n, _ in sequence_ops.values()} for p in (
         static[name].inside if static.get(name) else (f"{name}/",))),
         key=lambda pair: len(pair[0]), reverse=True)
     outputs = [model.tensor(n, "--outputs") for n in output_names]
@@ -55,6 +64,11 @@ def preview(checkpoint, output_names):
         if op.name in seen:
             continue
         seen.add(op.name)
+        if op.name in sequence_ops:
+            scope, x = sequence_ops[op.name]
+            reached.setdefault(scope, path)
+            queue.append((x.op, path + [x.op.name]))
+            continue
         scope = None if op.name in feeding else next(
             (name for p, name in scopes if op.name.startswith(p)), None)
         entered = scope is not None and (len(path) == 1 or not any(

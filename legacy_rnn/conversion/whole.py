@@ -478,6 +478,7 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
     with graph.as_default():
         outputs = [model.tensor(n, "--outputs") for n in output_names]
     boundaries, block_variables = {}, {}
+    view = metagraph.GraphView(graph.as_graph_def())
     for result, keras_block in blocks:
         for name in result.found.variables:
             block_variables[name] = result.block.prefix
@@ -488,13 +489,14 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
             x, lengths, out = found
             boundaries[out.name] = Boundary(result.found.name, keras_block, result.block, half,
                                             first, last, x, lengths, scope)
+        boundaries.update(_sequence_op_boundaries(graph, view, result, keras_block))
     every = model.placeholders(outputs)
     given = (user_model.read_inputs_npz(inputs_npz, every) if inputs_npz else
              user_model.generate_inputs(model, every))
     needed = _ancestors(outputs)
     for result, keras_block in blocks:
         if not any(b.block is result.block for b in boundaries.values()):
-            boundaries.update(_step_boundaries(model, needed, result, keras_block, given))
+            boundaries.update(_step_boundaries(model, needed, result, keras_block, given, view))
     boundaries.update(_final_states(model, needed, boundaries, given))
     placeholders = _placeholders(outputs, boundaries)
     inputs = {op.name: given[op.name] for op in placeholders}
@@ -532,7 +534,22 @@ def _ancestors(outputs):
     return seen
 
 
-def _step_boundaries(model, needed, result, keras_block, given):
+def _sequence_op_boundaries(graph, view, result, keras_block):
+    """{tensor name: Boundary} of a block whose cells run as one op over the sequence
+    (contrib's LSTMBlockFusedCell: `BlockLSTM`; `verify.sequence_tensors`): the top level's
+    time-major h takes the block's place, computed from the bottom op's time-major input over
+    every step. (contrib's cell zeroes the outputs past each length after the op, and that
+    stays an op of the graph; past the longest length the op's own h is not the Keras layer's,
+    and the end-to-end check would say so.)"""
+    from legacy_rnn.conversion import verify
+    sequences = verify.sequence_tensors(graph, view, result.block)
+    depth = len(result.block.levels)
+    return {h.name: Boundary(result.found.name, keras_block, result.block, half, 0, depth - 1,
+                             x, None, "")
+            for half, (x, h, _) in (sequences or {}).items()}
+
+
+def _step_boundaries(model, needed, result, keras_block, given, view):
     """{tensor name: StepBoundary} of a block the graph runs step by step (a static driver):
     each tensor that ops outside the block, on the way to the outputs (`needed`: op names),
     read from inside it, matched by value to one step of the Keras block's output on the
@@ -540,7 +557,7 @@ def _step_boundaries(model, needed, result, keras_block, given):
     no boundary: the walk refuses it if it gets there. (A training graph's gradient ops, which
     read every step, are not on the way.)"""
     graph, block = model.graph, result.block
-    reads = static_reads(graph, block)
+    reads = static_reads(graph, block, view)
     if reads is None:
         return {}
     inside, xs, lengths = reads.inside, reads.xs, reads.lengths
@@ -646,7 +663,7 @@ class StaticReads:
     states: list  # other float [batch, n] tensors it reads: initial states (zeros or refused)
 
 
-def static_reads(graph, block):
+def static_reads(graph, block, view=None):
     """(StaticReads) of a block a static driver unrolled, or None where the graph shows no step
     input for it. The scopes: the block's own and each op scope its cells' steps ran in
     (legacy_seq2seq's `rnn_decoder(..., scope="rnnlm")` after a `variable_scope("rnnlm")` of
@@ -657,7 +674,7 @@ def static_reads(graph, block):
     lengths: what the driver's Min reads."""
     from legacy_rnn.conversion import verify
     from legacy_rnn.zoo.graphview import MAIN, GraphView
-    view = GraphView(graph.as_graph_def())
+    view = view or GraphView(graph.as_graph_def())
     scopes = {f"{block.prefix}/"}
     for _, level, prefix in block.cells():
         for (fn, name, *_), _, _ in level.cell.family.steps_in_graph(view, prefix) or ():
