@@ -101,6 +101,26 @@ def test_an_ner_tagger_with_a_char_bilstm_translates_whole(tmp_path, monkeypatch
     assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
 
 
+def test_the_translated_model_exports_a_signature_that_serves_the_graphs_outputs(tagger,
+                                                                                  tmp_path):
+    import os
+    result = whole.to_keras_model(tagger, ["logits:0"])
+    export_dir = str(tmp_path / "export")
+    assert whole.export(result, ["logits:0"], export_dir) <= TOLERANCE
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    rng = np.random.default_rng(16)
+    ids = rng.integers(0, VOCAB, (5, 9)).astype(np.int32)  # another batch and time: both open
+    lengths = np.array([9, 4, 1, 0, 6], np.int32)
+    (expected,) = run_graph(tagger, ["logits:0"], {"word_ids": ids, "sequence_lengths": lengths})
+    served = serve(word_ids=tf.constant(ids), sequence_lengths=tf.constant(lengths))
+    np.testing.assert_allclose(np.asarray(served["logits"]), expected, atol=TOLERANCE, rtol=0)
+    # Planted: the graph's outputs the served ones are checked against, 1e-3 off: not kept.
+    planted = dataclasses.replace(result, graph_outputs=[o + 1e-3 for o in result.graph_outputs])
+    with pytest.raises(UserError, match="serves outputs 1.00e-03 away from the graph's"):
+        whole.export(planted, ["logits:0"], str(tmp_path / "planted"))
+    assert not os.path.exists(tmp_path / "planted")
+
+
 def _convert(argv, capsys):
     """`convert` as its entry point runs it, in this process: (status, stdout, stderr)."""
     flag_values = flags.FlagValues()

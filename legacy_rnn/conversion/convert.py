@@ -83,7 +83,10 @@ def define_flags(flag_values=flags.FLAGS):
                                        flag_values=fv),
         "export_dir": flags.DEFINE_string("export_dir", None, "With --model: also write the "
                                           "Keras 3 twin as a SavedModel here, with the signature "
-                                          "the program's --export_dir has.", flag_values=fv),
+                                          "the program's --export_dir has. With --outputs: the "
+                                          "translated model, one input per placeholder and one "
+                                          "output per --outputs name, checked against the graph "
+                                          "before it is kept.", flag_values=fv),
         "force": flags.DEFINE_bool("force", False, "Block mode: write a block whose verification "
                                    f"failed (difference above {facts.TOLERANCE:g}) too.",
                                    flag_values=fv),
@@ -150,6 +153,8 @@ def main(holders, argv):
         if os.path.exists(value["output"]) and not value["overwrite"]:
             raise UserError(f"{value['output']} exists. Choose another --output, or pass "
                             "--overwrite.")
+        serving.check_export_dir(value["export_dir"], value["overwrite"], keep={
+            "--output": value["output"], "--checkpoint": value["checkpoint"]})
         programs.start_tensorflow()
         return _whole(value)
     if value["model"] is None:
@@ -200,6 +205,13 @@ def _whole(value):
         whole.write(result, value["checkpoint"], value["outputs"], value["output"])
     print(f"wrote {value['output']} and {value['output']}.json (load it after `import "
           "legacy_rnn.keras_graph`)")
+    if value["export_dir"]:
+        with interrupts.phase(f"exporting the model to {value['export_dir']}"):
+            served = whole.export(result, value["outputs"], value["export_dir"],
+                                  value["overwrite"])
+        print(f"exported {value['export_dir']} (signature {serving.SIGNATURE}: inputs "
+              f"{', '.join(t.name for t in result.model.inputs)}; its outputs "
+              f"{served:.2e} from the graph's)")
     return 0
 
 

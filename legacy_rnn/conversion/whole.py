@@ -44,7 +44,7 @@ import zlib
 
 import numpy as np
 
-from legacy_rnn import keras_cells, lazy
+from legacy_rnn import atomic, keras_cells, lazy
 from legacy_rnn.errors import UserError
 from legacy_rnn.facts import TOLERANCE
 
@@ -439,6 +439,8 @@ class WholeResult:
     gradient_difference: float
     inputs: dict  # {placeholder: description}
     neutralised: list
+    checked_with: dict = None  # {placeholder: the array the check fed}
+    graph_outputs: list = None  # the user's graph's outputs on them
 
     @property
     def ok(self):
@@ -516,11 +518,12 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
     keras_model = keras.Model({_keras_name(n): t for n, t in translator.inputs.items()},
                               keras_outputs if len(keras_outputs) > 1 else keras_outputs[0],
                               name="tf1_model")
-    forward, gradient = _compare(model, outputs, translator, keras_model, inputs)
+    forward, gradient, original = _compare(model, outputs, translator, keras_model, inputs)
     described = {op.name: _describe(op, inputs[op.name]) for op in placeholders}
     return WholeResult(keras_model, [r for r, _ in blocks], dict(translator.translated),
                        sorted(k for k in translator.variables if not k.startswith("const:")),
-                       forward, gradient, described, model.neutralised)
+                       forward, gradient, described, model.neutralised, inputs,
+                       [np.asarray(o) for o in original])
 
 
 def _ancestors(outputs):
@@ -778,8 +781,8 @@ def _describe(op, value):
 
 
 def _compare(model, outputs, translator, keras_model, inputs):
-    """(largest output difference, largest gradient difference) between the imported graph and
-    the Keras model on `inputs`. The gradients are of sum(output * fixed weights) with respect
+    """(largest output difference, largest gradient difference, the graph's outputs) between
+    the imported graph and the Keras model on `inputs`. The gradients are of sum(output * fixed weights) with respect
     to every variable the Keras model holds: its GraphVariables and the blocks' weights (mapped
     to their TF1 names by the block's own weight conversion)."""
     from legacy_rnn.regression.user_model import _dense
@@ -837,13 +840,48 @@ def _compare(model, outputs, translator, keras_model, inputs):
                  and np.any(np.asarray(tf.convert_to_tensor(found[n])))]
     if unmatched:  # the Keras model depends on a variable the graph's outputs do not
         gradient = float("inf")
-    return forward, gradient
+    return forward, gradient, original
 
 
 def write(result, checkpoint, outputs, output):
     """The model (atomically) and `output`.json beside it."""
-    from legacy_rnn import atomic
     from legacy_rnn.conversion.convert import save_atomically
     save_atomically(result.model, output)
     atomic.write_json(output + ".json", result.record(checkpoint, outputs))
     return os.path.abspath(output)
+
+
+def export(result, output_names, export_dir, overwrite=False):
+    """A SavedModel of the translated model (`keras.export.ExportArchive`), signature
+    "serving_default" as the serving work writes it: one input per placeholder (its Keras name:
+    `/` written `__`), the batch open, one output per name in `output_names` (Keras names
+    too). Loaded back before it is kept and called on the inputs the conversion checked: its
+    outputs must equal the user's graph's within TOLERANCE, else nothing is kept."""
+    import keras
+
+    from legacy_rnn.training import serving
+    model = result.model
+    specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name) for t in model.inputs]
+    names = [_keras_name(n.split(":")[0]) for n in output_names]
+
+    def serve(*tensors):
+        out = model({spec.name: t for spec, t in zip(specs, tensors)})
+        return dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))
+
+    serving.check_export_dir(export_dir, overwrite)
+    with atomic.directory(export_dir, "--export_dir", create=False) as target:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(serving.SIGNATURE, serve, input_signature=specs)
+        archive.write_out(target, verbose=False)
+        signature = tf.saved_model.load(target).signatures[serving.SIGNATURE]
+        given = {_keras_name(k): v for k, v in result.checked_with.items()}
+        served = signature(**{spec.name: tf.constant(given[spec.name]) for spec in specs})
+        largest = max(float(np.max(np.abs(np.asarray(served[n], np.float64) - expected)))
+                      if np.size(expected) else 0.0
+                      for n, expected in zip(names, result.graph_outputs))
+        if not largest <= TOLERANCE:
+            raise UserError(f"The SavedModel written for --export_dir={export_dir} serves "
+                            f"outputs {largest:.2e} away from the graph's (tolerance "
+                            f"{TOLERANCE:g}); it was not kept. Please report the graph.")
+    return largest
