@@ -34,22 +34,31 @@ def _whole_model_cases(directory):
     """The two user-style graphs of tests/test_whole_model.py translated whole, their graphs'
     logits (run by hand) the expected values."""
     rng = np.random.default_rng(5)
-    build = {"lm": user_graphs.build_lm, "tagger": user_graphs.build_tagger}
+    ids = lambda *shape: rng.integers(0, user_graphs.VOCAB, shape).astype(np.int32)  # noqa: E731
+    lengths = np.array([7, 2, 0], np.int32)
+    models = {  # name: (builder, output, inputs, TF1 loops)
+        "lm": (user_graphs.build_lm, "logits:0", {"input_ids": ids(3, user_graphs.TIME)}, True),
+        "tagger": (user_graphs.build_tagger, "logits:0",
+                   {"word_ids": ids(3, 7), "sequence_lengths": lengths}, False),
+        "ner": (user_graphs.build_ner_tagger, "proj/logits:0", {  # char, then word BiLSTM
+            "word_ids": ids(3, 7), "sequence_lengths": lengths,
+            "char_ids": rng.integers(0, 9, (3, 7, 4)).astype(np.int32),
+            "word_lengths": rng.integers(0, 5, (3, 7)).astype(np.int32)}, False),
+        "deepspeech": (lambda prefix: user_graphs.build_deepspeech(prefix, cudnn_names=True),
+                       "raw_logits:0", {  # time-major, a fused LSTM
+                           "input_node": rng.normal(size=(3, 7, 4)).astype(np.float32),
+                           "input_lengths": lengths}, False)}
     cases = []
-    for name, builder in build.items():
-        prefix = f"{directory}/{name}/model.ckpt"
+    for i, (name, (builder, output, inputs, v1_loops)) in enumerate(models.items()):
+        prefix = f"{directory}/whole_{i}/model.ckpt"
         builder(prefix)
-        result = whole.to_keras_model(prefix, ["logits:0"])
+        result = whole.to_keras_model(prefix, [output])
         assert result.ok
-        time = user_graphs.TIME if name == "lm" else 7
-        inputs = {"input_ids" if name == "lm" else "word_ids":
-                  rng.integers(0, user_graphs.VOCAB, (3, time)).astype(np.int32)}
-        if name == "tagger":
-            inputs["sequence_lengths"] = np.array([7, 2, 0], np.int32)
-        (expected,) = user_graphs.run_graph(prefix, ["logits:0"], inputs, v1_loops=name == "lm")
-        cases.append(backends.whole_case(directory, f"whole {name}", result.model, inputs,
+        (expected,) = user_graphs.run_graph(prefix, [output], inputs, v1_loops=v1_loops)
+        cases.append(backends.whole_case(directory, f"whole {name}", result.model,
+                                         {whole._keras_name(k): v for k, v in inputs.items()},
                                          expected, result.gradient_difference))
-    # Planted: the tagger's expected gradient of one weight 1% off must be caught.
+    # Planted: the last model's expected gradient of one weight 1% off must be caught.
     planted = dict(cases[-1], name=PLANTED, data="planted_gradients.npz")
     arrays = dict(np.load(f"{directory}/{cases[-1]['data']}"))
     arrays["grad_0"] = arrays["grad_0"] * 1.01 + 1e-3
@@ -58,6 +67,7 @@ def _whole_model_cases(directory):
 
 
 PLANTED = "planted: one gradient 1% off"
+WHOLE = ("whole lm", "whole tagger", "whole ner", "whole deepspeech")
 
 
 SEQ2SEQ = "seq2seq Bahdanau normalize: teacher-forced, greedy and beam on 200 inputs"
@@ -81,8 +91,7 @@ def test_every_experiment_and_cell_family_on_jax_matches_the_tf1_graph(jax_repor
     assert {f"{name}: logits" for name in experiments.EXPERIMENTS} <= forward
     assert len(forward) == len(experiments.EXPERIMENTS) + len(FAMILIES)
     # Whole models translated from a graph (a computed reshape: static shapes on JAX).
-    assert {c["name"] for c in cases if c["kind"] == "whole"} == {"whole lm", "whole tagger",
-                                                                   PLANTED}
+    assert {c["name"] for c in cases if c["kind"] == "whole"} == {*WHOLE, PLANTED}
     assert "failed" in report["cases"][PLANTED]
     for name, result in report["cases"].items():
         if name == PLANTED:
@@ -96,7 +105,7 @@ def test_whole_models_gradients_on_jax_are_the_tf1_graphs(jax_report):
     # Against the same model's on TF, which conversion.whole compared with the TF1 graph's by
     # variable name: the two differences add up to at most the guide's 1e-5.
     _, report = jax_report
-    for name in ("whole lm", "whole tagger"):
+    for name in WHOLE:
         result = report["cases"][name]
         assert result["gradients"] + result["tf1_gradient_difference"] <= backends.ATOL
         print(f"jax {name}: outputs {result['outputs']:.1e}; gradients {result['gradients']:.1e} "
