@@ -113,9 +113,16 @@ def _reverse_sequence(inputs, attrs):
     return ops.swapaxes(out, 0, 1) if (seq_dim, batch_dim) == (0, 1) else out
 
 
+def _axes(attrs):
+    """A reduction's axis attribute as keras.ops and numpy take it (TF gives a scalar for
+    `reduce_mean(x, axis=1)`, a list for `axis=[0, 1]`)."""
+    axis = attrs["axis"]
+    return tuple(axis) if isinstance(axis, (list, tuple)) else int(axis)
+
+
 def _reduce(fn):
     def reduce(inputs, attrs):
-        return fn(inputs[0], axis=tuple(attrs["axis"]), keepdims=bool(attrs["keep_dims"]))
+        return fn(inputs[0], axis=_axes(attrs), keepdims=bool(attrs["keep_dims"]))
     return reduce
 
 
@@ -227,9 +234,9 @@ NUMPY_OPS = {
     "ConcatV2": lambda inputs, attrs: np.concatenate(inputs, axis=attrs["axis"]),
     "StridedSlice": lambda inputs, attrs: np.asarray(_strided_slice(inputs, attrs)),
     "GatherV2": lambda inputs, attrs: np.take(inputs[0], inputs[1], axis=attrs.get("axis", 0)),
-    "Prod": lambda inputs, attrs: np.prod(inputs[0], axis=tuple(attrs["axis"]),
+    "Prod": lambda inputs, attrs: np.prod(inputs[0], axis=_axes(attrs),
                                           keepdims=bool(attrs["keep_dims"])),
-    "Sum": lambda inputs, attrs: np.sum(inputs[0], axis=tuple(attrs["axis"]),
+    "Sum": lambda inputs, attrs: np.sum(inputs[0], axis=_axes(attrs),
                                         keepdims=bool(attrs["keep_dims"])),
     "ExpandDims": lambda inputs, attrs: np.expand_dims(inputs[0], attrs["dim"]),
     "Squeeze": lambda inputs, attrs: np.squeeze(inputs[0], axis=tuple(attrs["squeeze_dims"])

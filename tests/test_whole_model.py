@@ -313,6 +313,66 @@ def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_p
     assert "h0 fed zeros (an initial state)" in checked.neutralised
 
 
+ISSUE_OPS = {"MatMul", "BiasAdd", "Add", "AddV2", "Sub", "Mul", "RealDiv", "Identity", "Reshape",
+             "Transpose", "ConcatV2", "Pack", "Unpack", "StridedSlice", "Squeeze", "ExpandDims",
+             "GatherV2", "ResourceGather", "Range", "Shape", "Cast", "Softmax", "LogSoftmax",
+             "Sigmoid", "Tanh", "Relu", "Mean", "Sum", "ArgMax", "Select", "SelectV2"}
+
+
+def test_every_op_of_the_translated_set_computes_what_tf_computes(tmp_path, monkeypatch):
+    """One graph whose outputs use each op the issue lists and the others the translator
+    knows, translated whole and compared with the graph (outputs and gradients), then on new
+    inputs by hand; Sub planted as Add is refused."""
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(17)
+        x = tf1.placeholder(tf.float32, [None, 4], name="x")
+        ids = tf1.placeholder(tf.int32, [None, 3], name="ids")
+        w = tf1.get_variable("w", [4, 4])
+        table = tf1.get_variable("table", [VOCAB, 4])
+        h = tf.nn.bias_add(tf.matmul(x, w), tf1.get_variable("b", [4]))
+        positive = tf.abs(x) + 1.0
+        looked_up = tf.nn.embedding_lookup(table, ids)  # [batch, 3, 4]
+        steps = tf.range(tf.shape(ids)[1])
+        outputs = {
+            "sub": h - x, "realdiv": h / positive, "add": tf.raw_ops.Add(x=h, y=x),
+            "unpack": tf.unstack(h, axis=1)[2], "log_softmax": tf.nn.log_softmax(h),
+            "softmax": tf.nn.softmax(h), "sigmoid": tf.sigmoid(h), "tanh": tf.tanh(h),
+            "relu": tf.nn.relu(h), "relu6": tf.nn.relu6(h), "elu": tf.nn.elu(h),
+            "softplus": tf.nn.softplus(h), "mean": tf.reduce_mean(h, axis=1),
+            "sum": tf.reduce_sum(h, axis=0, keepdims=True), "max": tf.reduce_max(h, axis=1),
+            "prod": tf.reduce_prod(positive, axis=1), "argmax": tf.argmax(h, axis=1),
+            "select": tf1.where(tf.reduce_sum(h, axis=1) > 0, h, x),
+            "select_v2": tf.where(h > 0, h, -x), "min_max": tf.minimum(tf.maximum(h, -0.5), 0.5),
+            "addn": tf.add_n([h, x, h]), "unary": -tf.exp(-tf.square(h)) + tf.math.log(positive)
+                                                   + tf.sqrt(positive),
+            "transpose_concat": tf.concat([tf.transpose(looked_up, [0, 2, 1]),
+                                           tf.expand_dims(h, -1)], axis=2),
+            "pack_squeeze": tf.squeeze(tf.stack([h, x], axis=1)[:, :1], axis=1),
+            "gather": tf.gather(looked_up, 1, axis=1),
+            "cast_range": tf.cast(steps, tf.float32) * tf.reduce_sum(looked_up, axis=2),
+            "reshape": tf.reshape(looked_up, [-1, 12]) @ tf.ones([12, 2])}
+        names = sorted(outputs)
+        for name in names:
+            tf.identity(outputs[name], name=f"out_{name}")
+        user_graphs.save(graph, prefix)
+    wanted = [f"out_{n}:0" for n in names]
+    result = whole.to_keras_model(prefix, wanted)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    print("ops", result.forward_difference, result.gradient_difference, result.translated)
+    assert ISSUE_OPS <= set(result.translated)
+    rng = np.random.default_rng(18)
+    feeds = {"x": rng.normal(size=(5, 4)).astype(np.float32),
+             "ids": rng.integers(0, VOCAB, (5, 3)).astype(np.int32)}
+    expected = run_graph(prefix, wanted, feeds)
+    got = result.model(feeds)
+    for name, want, value in zip(names, expected, got):
+        np.testing.assert_allclose(np.asarray(value), want, atol=TOLERANCE, rtol=0, err_msg=name)
+    monkeypatch.setitem(keras_graph.OPS, "Sub", keras_graph.OPS["AddV2"])  # planted
+    assert not whole.to_keras_model(prefix, ["out_sub:0"]).ok
+
+
 def test_split_and_splitv_translate(tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     graph = tf.Graph()
