@@ -252,6 +252,6 @@ def inspect_shapes(shapes, source, view=None, none_is_fine=False):
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
                         " Checkpoints written before TF 1.2 (weights / biases, Linear/Matrix) are "
                         "read under today's names; other cells (tf.contrib's "
-                        "AttentionCellWrapper and projection wrappers, a cuDNN layer's opaque buffer "
-                        "without its canonical names) are not converted yet.")
+                        "AttentionCellWrapper and projection wrappers, a cuDNN layer's opaque "
+                        "buffer without its canonical names) are not converted yet.")
     return found, others

@@ -694,9 +694,10 @@ def static_reads(graph, block, view=None):
             x = x.op.inputs[0]
         xs.append(x)
     read = _step_inputs(graph, inside)
+    # An x_t computed inside the scope (the PTB tutorial's inputs[:, t, :]) is translated as
+    # any other tensor; one inside a loop is not a step input.
     if not xs or any(x.op.type in LOOP_OPS for x in xs):
-        xs = read  # (an x_t computed inside the scope, the PTB tutorial's inputs[:, t, :], is
-        # translated as any other tensor)
+        xs = read
     if not xs:
         return None
     minima = sorted((op for op in graph.get_operations()
@@ -782,9 +783,9 @@ def _describe(op, value):
 
 def _compare(model, outputs, translator, keras_model, inputs):
     """(largest output difference, largest gradient difference, the graph's outputs) between
-    the imported graph and the Keras model on `inputs`. The gradients are of sum(output * fixed weights) with respect
-    to every variable the Keras model holds: its GraphVariables and the blocks' weights (mapped
-    to their TF1 names by the block's own weight conversion)."""
+    the imported graph and the Keras model on `inputs`. The gradients are of sum(output * fixed
+    weights) with respect to every variable the Keras model holds: its GraphVariables and the
+    blocks' weights (mapped to their TF1 names by the block's own weight conversion)."""
     from legacy_rnn.regression.user_model import _dense
     from legacy_rnn.zoo import blocks
     with tf.GradientTape() as tape:
