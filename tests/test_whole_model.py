@@ -297,6 +297,44 @@ def test_deepspeech_time_major_dense_fused_lstm_dense_translates_whole(cudnn_nam
     assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
 
 
+def test_a_static_bidirectional_rnn_with_lengths_translates_whole(tmp_path, monkeypatch):
+    """static_bidirectional_rnn reverses the backward steps back within each length outside its
+    scope: the tensors it reads there are the backward direction's own steps, matched to the
+    Keras block's backward part reversed within the lengths."""
+    prefix = str(tmp_path / "model.ckpt")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(19)
+        x = tf1.placeholder(tf.float32, [None, TIME, 3], name="x")
+        lengths = tf1.placeholder(tf.int32, [None], name="lengths")
+        outputs, _, _ = tf1.nn.static_bidirectional_rnn(
+            tf1.nn.rnn_cell.LSTMCell(4, forget_bias=0.5), tf1.nn.rnn_cell.GRUCell(3),
+            tf.unstack(x, axis=1), sequence_length=lengths, dtype=tf.float32)
+        w = tf1.get_variable("w", [7, 2])
+        tf.stack([tf.matmul(o, w) for o in outputs], axis=1, name="y")
+        user_graphs.save(graph, prefix)
+    result = whole.to_keras_model(prefix, ["y:0"])
+    print("static bidirectional", result.forward_difference, result.gradient_difference,
+          result.translated)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    assert result.blocks[0].options["forget_bias"]["value"] == 0.5
+    rng = np.random.default_rng(20)
+    feeds = {"x": rng.normal(size=(4, TIME, 3)).astype(np.float32),
+             "lengths": np.array([TIME, 3, 0, 1], np.int32)}
+    (expected,) = run_graph(prefix, ["y:0"], feeds)
+    np.testing.assert_allclose(np.asarray(result.model(feeds)), expected, atol=TOLERANCE, rtol=0)
+    # Planted: the backward steps taken as the block's output without the reversal: refused.
+    real = whole._step_boundaries
+
+    def unreversed(*args):
+        return {k: dataclasses.replace(b, reversed_within_lengths=False)
+                if isinstance(b, whole.StepBoundary) else b for k, b in real(*args).items()}
+
+    monkeypatch.setattr(whole, "_step_boundaries", unreversed)
+    planted = whole.to_keras_model(prefix, ["y:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
 def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     user_graphs.build_char_rnn(prefix, "lstm", fed_state=True)

@@ -32,10 +32,13 @@ states of a bidirectional encoder, `state[-1]` of a stack: a `dynamic_rnn`'s Exi
 static driver's last state) is matched the same way, by value, to one final state of one level's
 Keras layer, and becomes that layer's state output.
 
+A static bidirectional driver with `sequence_length` reads its backward steps before it
+reverses them back within each length: those are matched to the Keras block's backward part
+reversed the same way (`StepBoundary.reversed_within_lengths`).
+
 Not translated yet (refused with a paragraph): a final state that is no single state of a level
-(`state_is_tuple=False`'s concatenation), a static bidirectional driver's outputs with
-`sequence_length` (its backward outputs are reversed within each length, so they match no
-column), control flow other than the blocks' own.
+(`state_is_tuple=False`'s concatenation), an initial state the program feeds or computes,
+control flow other than the blocks' own.
 """
 import collections
 import dataclasses
@@ -126,6 +129,9 @@ class StepBoundary:
     lengths: object  # the sequence-length tensor or None
     step: int
     features: tuple = None  # (first, last + 1) of one direction's part, or None: all
+    # The part reversed within each length first: static_bidirectional_rnn with
+    # sequence_length reads its backward steps so, before reversing them back outside its scope.
+    reversed_within_lengths: bool = False
 
     @property
     def sources(self):
@@ -343,6 +349,7 @@ class Translator:
                                                   name=f"{name}__lengths")(lengths)
             else:
                 lengths = keras_graph.GraphOp("FullLengths", name=f"{name}__full_lengths")(x)
+            self.values[("lengths", boundary.block_name)] = lengths
             self.values[key] = _with_states(boundary.block, boundary.model)([x, lengths])
             self.blocks_used.append(boundary)
         return self.values[key]
@@ -355,6 +362,14 @@ class Translator:
         first, last = part if part else (0, 0)
         name = f"{_keras_name(boundary.block_name)}__step_{t}" + (
             f"_features_{first}_{last}" if part else "")
+        if boundary.reversed_within_lengths:
+            key = ("reversed", boundary.block_name)
+            if key not in self.values:
+                self.values[key] = keras_graph.GraphOp(
+                    "ReverseSequence", {"seq_dim": 1, "batch_dim": 0},
+                    name=f"{_keras_name(boundary.block_name)}__reversed")(
+                    [out, self.values[("lengths", boundary.block_name)]])
+            out, name = self.values[key], name + "_reversed"
         return keras_graph.GraphOp("StridedSlice", {
             "begin": [0, t, first], "end": [0, t + 1, last], "strides": [1, 1, 1],
             "begin_mask": 1, "end_mask": 1 | (0 if part else 4), "ellipsis_mask": 0,
@@ -590,17 +605,22 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
     if block.backward_levels:
         width = block.levels[-1].cell.output_size
         parts += [(0, width), (width, out.shape[-1])]
-    columns = [(t, part, out[:, t, part[0]:part[1]] if part else out[:, t])
+    columns = [(t, part, out[:, t, part[0]:part[1]] if part else out[:, t], False)
                for part in parts for t in range(out.shape[1])]
+    if block.backward_levels and lengths is not None:
+        # The backward direction's own steps, on the input reversed within each length.
+        flipped = np.asarray(keras_cells.reverse_within_length(out, length_value))
+        columns += [(t, parts[2], flipped[:, t, parts[2][0]:parts[2][1]], True)
+                    for t in range(out.shape[1])]
     found, unmatched = {}, {}
     for name, value in zip(read_outside, values):
-        near = [(float(np.max(np.abs(value - column))), t, part)
-                for t, part, column in columns if column.shape == value.shape]
-        close = [n for n in near if n[0] <= TOLERANCE]
+        close = [(t, part, flip) for t, part, column, flip in columns
+                 if column.shape == value.shape
+                 and float(np.max(np.abs(value - column))) <= TOLERANCE]
         if len(close) == 1:
-            _, t, part = close[0]
+            t, part, flip = close[0]
             found[name] = StepBoundary(result.found.name, keras_block, block, xs, lengths, t,
-                                       part)
+                                       part, flip)
         else:
             unmatched[name] = value
     run_of = StepBoundary(result.found.name, keras_block, block, xs, lengths, None)
@@ -685,14 +705,18 @@ def static_reads(graph, block, view=None):
             if fn == MAIN and at > 0:
                 scopes.add(name[:at] + f"{block.prefix}/")
     inside = tuple(sorted(scopes))
-    stepped = verify.stepped_tensors(graph, view, block)
-    xs = []
-    for x in stepped["fw"][0] if stepped else ():
+    stepped = verify.stepped_tensors(graph, view, block) or {}
+
+    def read_from(x):
         # Back out of the driver's own plumbing (TF1 control flow's cond of a static driver
         # with lengths: the step reads its x through a Switch) to the tensor it reads.
         while x.op.name.startswith(inside) and x.op.type in ("Switch", "RefSwitch", "Identity"):
             x = x.op.inputs[0]
-        xs.append(x)
+        return x
+
+    xs = [read_from(x) for x in stepped.get("fw", ((),))[0]]
+    # The backward direction's step inputs (the input reversed): not initial states.
+    backward = {read_from(x).name for x in stepped.get("bw", ((),))[0]}
     read = _step_inputs(graph, inside)
     # An x_t computed inside the scope (the PTB tutorial's inputs[:, t, :]) is translated as
     # any other tensor; one inside a loop is not a step input.
@@ -706,7 +730,7 @@ def static_reads(graph, block, view=None):
     while lengths is not None and lengths.op.name.startswith(inside) and \
             lengths.op.type in ("Identity", "Cast", "ToInt32"):
         lengths = lengths.op.inputs[0]
-    ids = {t.name for t in xs}
+    ids = {t.name for t in xs} | backward
     return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
 
 
