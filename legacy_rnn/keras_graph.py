@@ -145,7 +145,7 @@ def _split(inputs, attrs):
         total = x.shape[axis]
         if total is None:
             raise ValueError("SplitV with a size -1 over an axis of unknown size")
-        sizes[sizes.index(-1)] = total - (sum(sizes) + 1)
+        sizes[sizes.index(-1)] = total - sum(size for size in sizes if size != -1)
     return list(ops.split(x, np.cumsum(sizes)[:-1].tolist(), axis=axis))
 
 

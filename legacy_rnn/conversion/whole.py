@@ -585,7 +585,6 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
                            and t.dtype.is_floating and t.shape.rank == 2})
     fetched = [graph.get_tensor_by_name(n) for n in read_outside]
     feeds = {graph.get_tensor_by_name(n + ":0"): v for n, v in given.items()}
-    _refuse_an_initial_state(model, block, reads, feeds)
     batch = next((np.shape(v)[0] for v in given.values() if np.ndim(v) >= 1), 1)
     # Lengths fed for the match: the first row whole (every step's output tells the steps
     # apart), the others shorter (a final state, copied through past a length, matches none).
@@ -593,7 +592,8 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
     if lengths is not None:
         feeds[lengths] = length_value.astype(lengths.dtype.as_numpy_dtype)
     with model.session() as sess:
-        x_values, values = sess.run([xs, fetched], feeds)
+        x_values, values, states = sess.run([xs, fetched, reads.states], feeds)
+    _refuse_an_initial_state(block, reads.states, states)
     x = np.stack(x_values, axis=1)
     if lengths is None:
         length_value = np.full(x.shape[0], x.shape[1])
@@ -734,16 +734,12 @@ def static_reads(graph, block, view=None):
     return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
 
 
-def _refuse_an_initial_state(model, block, reads, feeds):
-    """A UserError where the static block's ops read, besides their step inputs, lengths,
-    variables and constants, a float tensor that is not zero on the generated inputs: an
-    initial state the program computes or feeds. The Keras block starts from zeros
-    (`zero_state`)."""
-    if not reads.states:
-        return
-    with model.session() as sess:
-        values = sess.run(reads.states, feeds)
-    for tensor, value in zip(reads.states, values):
+def _refuse_an_initial_state(block, tensors, values):
+    """A UserError where a float tensor the static block's ops read besides their step inputs,
+    lengths, variables and constants (`StaticReads.states`) is not zero on the generated
+    inputs (`values`): an initial state the program computes or feeds. The Keras block starts
+    from zeros (`zero_state`)."""
+    for tensor, value in zip(tensors, values):
         if np.any(value != 0):
             raise UserError(
                 f"The block {block.prefix}/ starts from a state that is not zero: its ops read "
