@@ -15,12 +15,13 @@ from legacy_rnn.tools import backends
 
 
 def _one_per_twin(cases):
-    """The single-cell cases, one per Keras twin class: what runs on JAX is the twin (the weight
-    maps are backend-free and checked on TF); `./run.sh backends` runs every family."""
+    """The single-cell cases, one per Keras twin class (and one wrapped in projections): what
+    runs on JAX is the twin (the weight maps are backend-free and checked on TF);
+    `./run.sh backends` runs every family."""
     out, seen = {}, set()
     for name, block in cases.items():
         spec = block.levels[0].cell
-        twin = type(spec.family.keras_cell(spec)).__name__
+        twin = (type(spec.family.keras_cell(spec)).__name__, bool(block.wrappers))
         if len(block.levels) == 1 and twin not in seen:
             seen.add(twin)
             out[name] = block

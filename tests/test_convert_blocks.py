@@ -454,21 +454,36 @@ class _ProjectionWrapper(tf.compat.v1.nn.rnn_cell.RNNCell):
 
 
 @pytest.mark.parametrize("where, meta", [("output", True), ("input", False)])
-def test_a_projection_wrapper_is_named_not_taken_for_a_cell(tmp_path, where, meta):
+def test_a_hand_written_projection_wrapper_converts(tmp_path, where, meta):
     # Before: an OutputProjectionWrapper's kernel [6, 2] and bias [2] passed for a BasicRNNCell(2)
     # "verified" against this project's rebuild and written, the wrapped LSTM for a block of its
-    # own; with the .meta, a traceback. Now what a wrapper holds is named and nothing is written.
+    # own. Then such wrappers were named and refused. Now they convert: this wrapper is written
+    # as user code writes one (get_variable inside call, an Add for the bias), not the zoo's.
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(0)
         x = tf.compat.v1.placeholder(tf.float32, [None, TIME, INPUT])
         cell = _ProjectionWrapper(tf.compat.v1.nn.rnn_cell.BasicLSTMCell(6), 2, where,
                                   f"{where}_projection_wrapper")
-        tf.compat.v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+        outputs, _ = tf.compat.v1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
+            for v in tf.compat.v1.trainable_variables():  # a zero bias hides a misplaced one
+                v.load(sess.run(v) + 0.5, sess)
             prefix = str(tmp_path / "ckpt" / "model.ckpt")
             tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=meta)
+            xv = np.random.default_rng(4).normal(size=(3, TIME, INPUT)).astype(np.float32)
+            expected = sess.run(outputs, {x: xv})
     name = {"output": "OutputProjectionWrapper", "input": "InputProjectionWrapper"}[where]
-    with pytest.raises(UserError, match=rf"holds tf.contrib's {name} \(4 variables"):
-        convert(prefix, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    results, _, report = convert(prefix, tmp_path / "out")
+    (entry,) = report["blocks"]
+    assert entry["structure"] == f"dynamic_rnn({name}(BasicLSTMCell(6), 2)) under rnn/"
+    assert entry["verified_against"].startswith("the user's graph" if meta else
+                                                "this project's TF1 rebuild")
+    # The bias is an Add, not TF1's BiasAdd: the graph does not show the activation, so TF1's
+    # default is taken and said (with the .meta, the check against the graph then proves it).
+    assert entry["options"][f"{name} activation"] == {"value": "linear",
+                                                      "source": "TF1's default"}
+    assert results[0].ok and entry["status"] == "written"
+    model = keras.saving.load_model(tmp_path / "out" / entry["file"])
+    got = np.asarray(model([xv, np.full(3, TIME, np.int32)]))
+    np.testing.assert_allclose(got, expected, atol=conversion.TOLERANCE, rtol=0)

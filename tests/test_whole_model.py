@@ -531,3 +531,29 @@ def test_inspect_graph_names_every_op_the_conversion_would_refuse(tmp_path, caps
     with pytest.raises(UserError, match=r"\(Cumsum\) cannot be translated|\(Cumprod\) cannot be "
                                         r"translated|cannot be translated: it is part of a loop"):
         whole.to_keras_model(prefix, ["y:0"])
+
+
+def test_a_time_series_rnn_in_an_output_projection_wrapper_translates_whole(tmp_path,
+                                                                            monkeypatch):
+    """Hands-On ML's chapter-14 model: OutputProjectionWrapper(BasicRNNCell(relu), 1) under
+    dynamic_rnn, its loss and Adam step in the graph; the outputs and the loss translate."""
+    from legacy_rnn import zoo
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_time_series(prefix)
+    result = whole.to_keras_model(prefix, ["outputs:0", "loss:0"])
+    print("time series", result.forward_difference, result.gradient_difference)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    (block,) = result.blocks
+    assert block.block.describe() == ("dynamic_rnn(OutputProjectionWrapper(BasicRNNCell(5, "
+                                      "activation='relu'), 1)) under rnn/")
+    rng = np.random.default_rng(16)
+    feeds = {"X": rng.normal(size=(2, TIME, 1)).astype(np.float32),
+             "y": rng.normal(size=(2, TIME, 1)).astype(np.float32)}
+    expected = run_graph(prefix, ["outputs:0", "loss:0"], feeds)
+    for got, want in zip(result.model(feeds), expected):
+        np.testing.assert_allclose(np.asarray(got), want, atol=TOLERANCE, rtol=0)
+    # Planted: the projection read as tanh'ed (the cell's default activation, misplaced).
+    monkeypatch.setattr(zoo.WRAPPERS["output_projection"], "options_in_graph",
+                        lambda view, prefix: {"activation": "tanh"})
+    with pytest.raises(UserError, match="failed their own check"):
+        whole.to_keras_model(prefix, ["outputs:0"])

@@ -255,6 +255,25 @@ def build_deepspeech(prefix, cudnn_names):
         save(graph, prefix)
 
 
+def build_time_series(prefix):
+    """Hands-On Machine Learning's (1st edition, chapter 14) time-series RNN: a BasicRNNCell(relu)
+    inside an OutputProjectionWrapper to one value per step, run by dynamic_rnn, with its MSE
+    loss and Adam step."""
+    from legacy_rnn.zoo.projection import OutputProjectionWrapper  # tf.contrib.rnn's, reproduced
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(16)
+        x = tf1.placeholder(tf.float32, [None, TIME, 1], name="X")
+        y = tf1.placeholder(tf.float32, [None, TIME, 1], name="y")
+        cell = OutputProjectionWrapper(tf1.nn.rnn_cell.BasicRNNCell(UNITS, activation=tf.nn.relu),
+                                       1)
+        outputs, _ = tf1.nn.dynamic_rnn(cell, x, dtype=tf.float32)
+        outputs = tf.identity(outputs, name="outputs")
+        loss = tf.reduce_mean(tf.square(outputs - y), name="loss")
+        tf1.train.AdamOptimizer(1e-3).minimize(loss, name="training_op")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

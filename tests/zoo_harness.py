@@ -73,7 +73,7 @@ def keras_run(block, weights, x, lengths=LENGTHS, seed=0):
     model = zoo.keras_block(block, x.shape[-1], return_state=True)
     blocks.to_keras(block, model, weights)
     lengths = np.full(len(x), x.shape[1], np.int32) if lengths is None else lengths
-    layers = {name: model.get_layer(name).trainable_weights for name, _, _ in block.cells()}
+    layers = {name: model.get_layer(name).trainable_weights for name in block.layer_names()}
     xt = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(xt)

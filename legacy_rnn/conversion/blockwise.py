@@ -95,6 +95,7 @@ def _with_options(found, view, meta, given):
     levels = [level_with(level, cells[f"fw_{k}"]) for k, level in enumerate(b.levels)]
     backward = ([level_with(level, cells[f"bw_{k}"]) for k, level in enumerate(b.backward_levels)]
                 if b.direction != "forward" else None)
+    wrapped = _wrappers_with_options(b, view, meta, seen)
     driver = b.driver
     if view is not None and b.direction != "stack_bidirectional":
         driver = "dynamic" if metagraph.is_dynamic(view, b) else "static"
@@ -105,8 +106,26 @@ def _with_options(found, view, meta, given):
         same = len(set(map(repr, values.values()))) == 1
         report[name] = {"value": next(iter(values.values())) if same else values,
                         "source": "; ".join(sources)}
-    return dataclasses.replace(b, levels=tuple(levels), driver=driver,
+    return dataclasses.replace(b, levels=tuple(levels), driver=driver, wrappers=wrapped,
                                backward=tuple(backward) if backward else None), report
+
+
+def _wrappers_with_options(block, view, meta, seen):
+    """The block's wrappers with their activations from the graph (else TF1's default: none),
+    recorded in `seen` under `<wrapper> activation`."""
+    out = {}
+    for _, spec, prefix, _, index in block.wrapped():
+        name = f"{spec.wrapper.tf1_name} activation"
+        shown = metagraph.wrapper_options(view, prefix, spec.wrapper).get("activation")
+        value, source = (shown, f"the .meta graph ({meta})") if shown else ("linear", TF1_DEFAULT)
+        seen.setdefault(name, []).append((prefix, value, source))
+        new = dataclasses.replace(spec, activation=value)
+        if out.setdefault(index, new) != new:
+            raise UserError(
+                f"{block.prefix}/: the forward and backward {spec.wrapper.tf1_name}s apply "
+                f"different activations ({out[index].activation}, {value}); the zoo converts "
+                "bidirectional blocks whose two directions are wrapped alike.")
+    return tuple(out[i] for i in range(len(out)))
 
 
 # --- TF1 -> Keras -------------------------------------------------------------------------------
@@ -189,7 +208,9 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
             difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
             why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
                    if old_names else "no .meta beside the checkpoint" if not meta else
-                   "the .meta does not show where the block's cells run: neither steps of "
+                   "a static driver's wrapped cells: the steps of its wrappers' projections "
+                   "are not read from a graph yet" if block.wrappers and block.driver == "static"
+                   else "the .meta does not show where the block's cells run: neither steps of "
                    "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
                    "a fused op over the sequence")
             against = f"this project's TF1 rebuild of the block ({why})"
@@ -267,7 +288,10 @@ def _recurrent_structure(model, basic, driver):
         layers = {n: model.get_layer(n) for n in fw + bw}
         levels = [spec_from_keras_cell(layers[n].cell, basic) for n in fw]
         backward = [spec_from_keras_cell(layers[n].cell, basic) for n in bw] or None
-        return zoo.Block(levels, direction, driver, backward=backward), layers
+        block = zoo.Block(levels, direction, driver, backward=backward,
+                          wrappers=_wrappers_from_keras(model, names))
+        layers.update({name: model.get_layer(name) for name, *_ in block.wrapped()})
+        return block, layers
     recurrent = [layer for layer in model.layers
                  if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
     if len(recurrent) == 1 and isinstance(recurrent[0], keras.layers.Bidirectional):
@@ -285,6 +309,25 @@ def _recurrent_structure(model, basic, driver):
         f"{' mixing Bidirectional and plain ones' if recurrent else ''}: this converter writes "
         "one TF1 block (one RNN layer, a stack of them = MultiRNNCell, one Bidirectional layer, or "
         "a block file it wrote). Convert a sub-model holding one block.")
+
+
+def _wrappers_from_keras(model, names):
+    """The WrapperSpecs of a block file's wrapper layers (`fw_<kind>_<index>`), outermost
+    first."""
+    found = {}
+    for kind, wrapper in zoo.WRAPPERS.items():
+        for name in names:
+            head, _, index = name.rpartition("_")
+            if head == f"fw_{kind}" and index.isdigit():
+                spec = wrapper.from_keras_layer(model.get_layer(name), keras_activation)
+                if spec is None:
+                    raise UserError(f"{model.name}'s layer {name} is not the "
+                                    f"{wrapper.tf1_name}'s twin this converter writes.")
+                found[int(index)] = spec
+    if sorted(found) != list(range(len(found))):
+        raise UserError(f"{model.name}'s wrapper layers are numbered {sorted(found)}: a block file "
+                        "this converter wrote numbers them 0, 1, ... from the outermost.")
+    return tuple(found[i] for i in range(len(found)))
 
 
 def to_tf1_checkpoint(input_path, output_prefix, scope=None, basic=False, driver="dynamic",
@@ -315,7 +358,7 @@ def to_tf1_checkpoint(input_path, output_prefix, scope=None, basic=False, driver
     block = dataclasses.replace(block, scope=scope)
     tf1 = blocks.from_keras(block, {name: layer.get_weights() for name, layer in layers.items()})
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
+        if isinstance(layer, keras.layers.Dense) and layer.name not in layers:
             kernel, *bias = layer.get_weights()
             tf1[f"{layer.name}/kernel"] = kernel
             if bias:

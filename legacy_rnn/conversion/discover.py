@@ -11,14 +11,16 @@ by the scopes the TF1 drivers create around them (each driver's `patterns`, `zoo
     ROOT/cell_K/{fw,bw}/<cell>                    stack_bidirectional_rnn (static)
 
 `<cell>` is the cell's scope: TF1's default (`lstm_cell`, `gru_cell`, ...) or a name the code
-gave it. Everything else gets a guess (a dense layer, an embedding, optimizer state, ...).
+gave it. A wrapper with variables (`zoo/wrappers.py`: `output_projection_wrapper`, ...) may sit
+between a forward or bidirectional driver's scope and the cell or `multi_rnn_cell` it wraps:
+`ROOT/output_projection_wrapper/<cell>`, `ROOT/fw/input_projection_wrapper/multi_rnn_cell/...`. Everything else gets a guess (a dense layer, an embedding, optimizer state, ...).
 """
 import dataclasses
 import re
 
 from legacy_rnn import zoo
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo import blocks, drivers
+from legacy_rnn.zoo import blocks, drivers, wrappers
 
 SLOT_SUFFIXES = ("Adam", "Adam_1", "Momentum", "RMSProp", "RMSProp_1", "Adagrad", "Adadelta",
                  "Adadelta_1", "Ftrl", "Ftrl_1", "ExponentialMovingAverage")
@@ -70,12 +72,15 @@ def find_cells(shapes, view=None):
                if (name.startswith(prefix + "/") if prefix else True) and name not in used}
         own = {rel: shape for rel, shape in own.items() if rel in relative}
         scope = prefix.rsplit("/", 1)[-1]
-        if scope not in {f.scope for f in zoo.FAMILIES.values()} and not _inside_a_driver(prefix):
-            continue  # `dense/kernel` and `dense/bias` are not a BasicRNNCell
-        if any(part in WRAPPERS for part in prefix.split("/")):
-            # A wrapper's own projection passed for a BasicRNNCell, its cell for a block of its
-            # own: both wrong. What a wrapper holds is named as not converted, never misread.
+        unwrapped = unwrap(prefix)
+        if unwrapped is None:
+            # A wrapper's own projection passed for a BasicRNNCell, the cell inside a wrapper
+            # the zoo does not convert (or where it does not) for a block of its own: both wrong.
+            # What such a wrapper holds is named as not converted, never misread.
             continue
+        if scope not in {f.scope for f in zoo.FAMILIES.values()} and \
+                not _inside_a_driver(unwrapped[0]):
+            continue  # `dense/kernel` and `dense/bias` are not a BasicRNNCell
         for family in _order(scope, prefix, view):
             wanted = {rel: shape for rel, shape in own.items() if rel in family.variable_names()}
             found = family.recognize(wanted) if wanted and wanted == own else None
@@ -85,6 +90,38 @@ def find_cells(shapes, view=None):
                 used |= {f"{prefix}/{rel}" if prefix else rel for rel in wanted}
                 break
     return cells, used
+
+
+def unwrap(prefix):
+    """(the cell prefix without its wrappers' scopes, those scopes outermost first), or None
+    when a wrapper's scope is in it where the zoo does not convert one: a wrapper it has no
+    twin for, one inside a MultiRNNCell's level, or the prefix of the wrapper's own variables."""
+    parts = prefix.split("/")
+    end = len(parts) - 1  # the cell's own scope
+    if end >= 2 and parts[end - 2] == "multi_rnn_cell" and re.fullmatch(r"cell_\d+",
+                                                                        parts[end - 1]):
+        end -= 2
+    start = end
+    convertible = wrappers.by_scope()
+    while start > 0 and parts[start - 1] in convertible:
+        start -= 1
+    rest = parts[:start] + parts[end:]
+    if any(part in UNCONVERTED_WRAPPERS or part in convertible for part in rest):
+        return None
+    return "/".join(rest), tuple(parts[start:end])
+
+
+def _wrapper_specs(block, shapes):
+    """`block` with its wrappers' sizes read from their variables (both directions alike), or
+    None when the variables are not the wrappers'."""
+    sizes = {}
+    for _, spec, prefix, _, index in block.wrapped():
+        relative = {n[len(prefix) + 1:]: tuple(s) for n, s in shapes.items()
+                    if n.startswith(prefix + "/") and "/" not in n[len(prefix) + 1:]}
+        found = spec.wrapper.recognize(relative)
+        if found is None or sizes.setdefault(index, found) != found:
+            return None
+    return dataclasses.replace(block, wrappers=tuple(sizes[i] for i in range(len(sizes))))
 
 
 def _inside_a_driver(prefix):
@@ -110,12 +147,13 @@ def discover(shapes, view=None):
     cells, used = find_cells(shapes, view)
     groups = {}
     for prefix, spec, input_size, own in cells:
-        driver, root, k, half, stacked, scope = _structure(prefix)
-        key = (driver.direction, driver.driver, root, stacked)
+        bare, wrapped = unwrap(prefix)
+        driver, root, k, half, stacked, scope = _structure(bare)
+        key = (driver.direction, driver.driver, root, stacked, wrapped)
         groups.setdefault(key, {})[(half, k)] = (spec, input_size, scope, prefix, own)
     found = []
-    for (direction, driver, root, stacked), levels in sorted(groups.items(),
-                                                             key=lambda kv: kv[0][2]):
+    for (direction, driver, root, stacked, wrapped), levels in sorted(groups.items(),
+                                                                      key=lambda kv: kv[0][2]):
         depth = 1 + max(k for _, k in levels)
         halves = drivers.get(direction, driver).halves
         if any((h, k) not in levels for h in halves for k in range(depth)):
@@ -124,10 +162,22 @@ def discover(shapes, view=None):
                                    name=None if levels[(h, k)][2] == levels[(h, k)][0].family.scope
                                    else levels[(h, k)][2]) for k in range(depth)]
                   for h in halves}
+        if wrapped and direction == "stack_bidirectional":
+            continue
+        kinds = wrappers.by_scope()
         block = zoo.Block(stacks["fw"], direction, driver, backward=stacks.get("bw"),
-                          scope=root, multi=stacked)
-        input_size = levels[("fw", 0)][1]
+                          scope=root, multi=stacked,
+                          wrappers=[zoo.WrapperSpec(kinds[w].kind, 1) for w in wrapped])
+        block = _wrapper_specs(block, shapes) if wrapped else block
+        if block is None:
+            continue
+        reading = [(spec, prefix) for _, spec, prefix, half, _ in block.wrapped()
+                   if half == "fw" and spec.wrapper.side == "input"]
+        input_size = (reading[0][0].wrapper.input_size_from(shapes, reading[0][1]) if reading
+                      else levels[("fw", 0)][1])
         names = [f"{levels[key][3]}/{rel}" for key in sorted(levels) for rel in levels[key][4]]
+        names += [f"{prefix}/{rel}" for _, spec, prefix, half, index in block.wrapped()
+                  for rel in spec.wrapper.variables(spec, 1, 1)]
         expected = block.variables(input_size)
         if expected != {name: tuple(shapes[name]) for name in names}:
             continue  # the levels do not chain (sizes) as one block: left as other variables
@@ -175,8 +225,6 @@ def _tutorial_pair(kernel, bias):
 NOT_CONVERTED = {
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
     "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
-    "output_projection_wrapper": "tf.contrib's OutputProjectionWrapper",
-    "input_projection_wrapper": "tf.contrib's InputProjectionWrapper",
     "embedding_wrapper": "tf.contrib's EmbeddingWrapper",
     "attention_wrapper": "tf.contrib.seq2seq's AttentionWrapper (an attention decoder; "
                          "legacy_rnn.seq2seq reproduces it and has its Keras twin, "
@@ -188,14 +236,18 @@ NOT_CONVERTED = {
                      "TF 1.15's CudnnLSTM / CudnnGRU layer restores it and saves the canonical "
                      "names, or tf.raw_ops.CudnnRNNParamsToCanonical returns them; then convert "
                      "that checkpoint; docs/migration.md)",
+    # The wrappers the zoo converts, where they sit elsewhere:
+    **{w.scope: f"tf.contrib's {w.tf1_name} (converted around a forward or bidirectional "
+                "driver's cell or MultiRNNCell; not inside a MultiRNNCell's level nor a "
+                "stack_bidirectional one)" for w in wrappers.WRAPPERS.values()},
 }
 
 
-# Scopes whose cells are not a block of their own: a cell read with them would be misread (an
-# attention decoder's cell reads concat([input, attention]); a projection's kernel passes for a
-# BasicRNNCell).
-WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")} | {
-    "attention_decoder"}
+# Scopes of wrappers the zoo does not convert, whose cells are not a block of their own: a cell
+# read with them would be misread (an attention decoder's cell reads concat([input, attention]);
+# an AttentionCellWrapper's projections pass for a BasicRNNCell).
+UNCONVERTED_WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")
+            and scope not in wrappers.by_scope()} | {"attention_decoder"}
 
 
 DECODER_GUESS = ("part of an attention decoder (legacy_seq2seq's embedding_attention_seq2seq or "

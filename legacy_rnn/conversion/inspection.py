@@ -51,6 +51,9 @@ def describe(checkpoint):
                                    "peepholes": bool(level.cell.get("use_peepholes")),
                                    "projection": level.cell.get("num_proj"), "scope": prefix}
                                   for name, level, prefix in b.cells()],
+                        "wrappers": [{"layer": name, "wrapper": spec.describe("..."),
+                                      "scope": prefix}
+                                     for name, spec, prefix, _, _ in b.wrapped()],
                         "variables": f.variables} for f, b, options in read],
             "other_variables": others}
 

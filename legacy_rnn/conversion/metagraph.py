@@ -43,6 +43,11 @@ def cell_options(view, prefix, family):
     return family.options_in_graph(view, prefix) if view is not None else {}
 
 
+def wrapper_options(view, prefix, wrapper):
+    """{option: value} the graph shows for the wrapper (`zoo/wrappers.py`) under `prefix`."""
+    return wrapper.options_in_graph(view, prefix) if view is not None else {}
+
+
 # --- The dynamic drivers' tensors in an imported graph ---------------------------------------
 
 def dynamic_scopes(block):

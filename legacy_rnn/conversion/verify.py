@@ -24,6 +24,7 @@ import tensorflow as tf
 from legacy_rnn import keras_cells, zoo
 from legacy_rnn.conversion import metagraph
 from legacy_rnn.errors import UserError
+from legacy_rnn.zoo import blocks
 from legacy_rnn.zoo.graphview import GraphView
 
 BATCH, TIME = 5, 7
@@ -182,6 +183,8 @@ def cell_steps(view, family, prefix):
 def stepped_tensors(graph, view, block):
     """{half: (bottom x_t tensors, top h_t tensors for t < T-1)} of a block the graph steps one
     by one; None when it does not (a loop, or steps that are not concat([x, h]) @ kernel)."""
+    if block.wrappers:
+        return None  # the wrappers' own steps are not read yet: checked against the rebuild
     cells = {name: (level, prefix) for name, level, prefix in block.cells()}
     depth = len(block.levels)
     out = {}
@@ -239,9 +242,13 @@ def _keras_half(model, block, half, first, last, x, lengths):
     """Levels first..last of one half of the Keras block, run forward over `x`."""
     mask = keras_cells.length_mask(x, lengths)
     levels = block.levels if half == "fw" else block.backward_levels
-    for k in range(first, last + 1):
-        out, *_ = model.get_layer(f"{half}_{k}")(x, mask=mask)  # the layers return their states
-        x = out + x if levels[k].residual else out
+
+    def run_levels(x):
+        for k in range(first, last + 1):
+            out, *_ = model.get_layer(f"{half}_{k}")(x, mask=mask)  # they return their states
+            x = out + x if levels[k].residual else out
+        return x
+    x = blocks.keras_wrapped(block, half, x, run_levels, first, last, model=model)
     return np.asarray(keras_cells.zero_past_length(x, lengths))
 
 

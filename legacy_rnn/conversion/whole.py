@@ -403,11 +403,17 @@ def _half_model(boundary, input_size, with_lengths):
     lengths = keras.Input((), dtype="int32", name="seqlen") if with_lengths else None
     mask = keras_cells.length_mask(x, lengths) if with_lengths else None
     levels = boundary.block.levels if boundary.half == "fw" else boundary.block.backward_levels
-    out, states = x, {}
-    for k in range(boundary.first, boundary.last + 1):
-        name = f"{boundary.half}_{k}"
-        step, *states[name] = boundary.model.get_layer(name)(out, mask=mask)
-        out = keras.ops.add(step, out) if levels[k].residual else step
+    states = {}
+
+    def run_levels(out):
+        for k in range(boundary.first, boundary.last + 1):
+            name = f"{boundary.half}_{k}"
+            step, *states[name] = boundary.model.get_layer(name)(out, mask=mask)
+            out = keras.ops.add(step, out) if levels[k].residual else step
+        return out
+    from legacy_rnn.zoo import blocks as zoo_blocks
+    out = zoo_blocks.keras_wrapped(boundary.block, boundary.half, x, run_levels, boundary.first,
+                                   boundary.last, model=boundary.model)
     if with_lengths:
         out = keras_cells.zero_past_length(out, lengths)
     return keras.Model([x, lengths] if with_lengths else x, {"outputs": out, **states},
@@ -819,9 +825,8 @@ def _compare(model, outputs, translator, keras_model, inputs):
     trainable = {name: layer.value for name, (layer, _) in translator.variables.items()
                  if not name.startswith("const:") and layer.trainable}
     used = {id(b.block): b for b in translator.blocks_used}.values()
-    block_layers = [(b, f"{half}_{k}", b.model.get_layer(f"{half}_{k}"))
-                    for b in used for half in b.block.runner.halves
-                    for k in range(len(b.block.levels))]
+    block_layers = [(b, name, b.model.get_layer(name))
+                    for b in used for name in b.block.layer_names()]
     found = {}
     if keras_loss is not None:
         own, layer_grads = tape.gradient(keras_loss, (list(trainable.values()), [

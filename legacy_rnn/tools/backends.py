@@ -33,13 +33,16 @@ TRAIN_STEPS = 10
 INSTALL = {"jax": "pip install -e '.[test]' (jax is a test dependency)",
            "torch": "pip install -e '.[torch]'"}
 C = zoo.CellSpec.make
-# Each family's representative case (`CellFamily.cases`), and two structures.
+# Each family's representative case (`CellFamily.cases`), two structures, and the wrappers.
 ZOO_CASES = {
     **{label: zoo.Block([spec]) for label, spec in zoo.canonical_cases(True).items()},
     "bidirectional MultiRNNCell([GRUCell, LSTMCell])": zoo.Block(
         [C("gru", 3), C("lstm", 4)], "bidirectional"),
     "stack_bidirectional_dynamic_rnn([BasicLSTMCell, GRUCell])": zoo.Block(
         [C("basic_lstm", 3), C("gru", 3)], "stack_bidirectional"),
+    "OutputProjectionWrapper(InputProjectionWrapper(GRUCell), tanh)": zoo.Block(
+        [C("gru", 3)], wrappers=[zoo.WrapperSpec("output_projection", 2, "tanh"),
+                                 zoo.WrapperSpec("input_projection", 4, "relu")]),
 }
 
 

@@ -62,9 +62,16 @@ class Block:
     backward: tuple | None = None  # the backward half's levels, when they differ
     scope: str | None = None  # variable-name prefix up to the driver's scope (its default_scope)
     multi: bool | None = None  # levels wrapped in a MultiRNNCell; default: more than one level
+    # WrapperSpecs around each direction's cell (or MultiRNNCell), outermost first
+    # (`wrappers.py`: OutputProjectionWrapper, ...).
+    wrappers: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "levels", _levels(self.levels))
+        object.__setattr__(self, "wrappers", tuple(self.wrappers))
+        if self.wrappers and self.direction == "stack_bidirectional":
+            raise UserError("A stack_bidirectional block has no wrappers around its cells: "
+                            "each level's cells are passed one by one (wrap them per level).")
         if self.backward is not None:
             object.__setattr__(self, "backward", _levels(self.backward))
         if self.direction not in DIRECTIONS:
@@ -99,12 +106,37 @@ class Block:
 
     @property
     def output_size(self):
-        size = self.levels[-1].cell.output_size
-        return size + self.backward_levels[-1].cell.output_size if self.backward_levels else size
+        size = self.through_wrappers(0, self.levels)[3]
+        if self.backward_levels:
+            size += self.through_wrappers(0, self.backward_levels)[3]
+        return size
+
+    def through_wrappers(self, input_size, levels):
+        """Sizes along one direction's wrappers (outermost first) around its `levels`:
+        ([what each wrapper reads], [what the cell inside each writes], what the bottom cell
+        reads, what the outermost wrapper writes)."""
+        reads, size = [], input_size
+        for spec in self.wrappers:
+            reads.append(size)
+            size = spec.wrapper.cell_input_size(spec, size)
+        cell_input, inner, out = size, [], levels[-1].cell.output_size
+        for spec in reversed(self.wrappers):
+            inner.append(out)
+            out = spec.wrapper.output_size(spec, out)
+        return reads, inner[::-1], cell_input, out
+
+    def wrapped(self):
+        """[(keras layer name, WrapperSpec, TF1 prefix of its scope, half, index)], each
+        direction's outermost first."""
+        return self.runner.wrapped(self)
 
     def cells(self):
         """[(keras layer name, Level, TF1 variable prefix of its cell)], bottom level first."""
         return self.runner.cells(self)
+
+    def layer_names(self):
+        """The Keras block's layers that hold weights: each level's RNN, then each wrapper's."""
+        return [name for name, _, _ in self.cells()] + [name for name, *_ in self.wrapped()]
 
     def input_sizes(self, input_size):
         """{keras layer name: the input size its cell reads}."""
@@ -113,8 +145,14 @@ class Block:
     def variables(self, input_size):
         """{TF1 variable name: shape} of every variable the block creates."""
         sizes = self.input_sizes(input_size)
-        return {f"{prefix}/{name}": shape for layer, level, prefix in self.cells()
-                for name, shape in level.cell.family.variables(level.cell, sizes[layer]).items()}
+        names = {f"{prefix}/{name}": shape for layer, level, prefix in self.cells()
+                 for name, shape in level.cell.family.variables(level.cell, sizes[layer]).items()}
+        for _, spec, prefix, half, index in self.wrapped():
+            reads, inner, _, _ = self.through_wrappers(
+                input_size, self.levels if half == "fw" else self.backward_levels)
+            names.update({f"{prefix}/{name}": shape for name, shape in spec.wrapper.variables(
+                spec, reads[index], inner[index]).items()})
+        return names
 
     def describe(self):
         return self.runner.describe(self)
@@ -144,12 +182,15 @@ def _tf1_level(level, input_size, training):
     return cell
 
 
-def _tf1_stack(levels, input_size, training, multi):
-    cells, size = [], input_size
+def _tf1_stack(block, levels, input_size, training):
+    cells, size = [], block.through_wrappers(input_size, levels)[2]
     for level in levels:
         cells.append(_tf1_level(level, size, training))
         size = level.cell.output_size
-    return tf.compat.v1.nn.rnn_cell.MultiRNNCell(cells) if multi else cells[0]
+    cell = tf.compat.v1.nn.rnn_cell.MultiRNNCell(cells) if block.multi else cells[0]
+    for spec in reversed(block.wrappers):
+        cell = spec.wrapper.tf1_wrap(spec, cell)
+    return cell
 
 
 def seeded_initializer():
@@ -187,7 +228,7 @@ def tf1_block(block, inputs, sequence_length=None, initial_state=None, time_majo
                            for k, level in enumerate(levels)]
                      for tag, levels in (("fw", block.levels), ("bw", block.backward_levels))}
         else:
-            cells = {tag: _tf1_stack(levels, input_size, training, block.multi)
+            cells = {tag: _tf1_stack(block, levels, input_size, training)
                      for tag, levels in (("fw", block.levels), ("bw", block.backward_levels))
                      if levels}
         return block.runner.build(block, cells, inputs, sequence_length, initial_state,
@@ -242,6 +283,26 @@ def _keras_stack(tag, levels, x, mask, states, first=0):
     return x
 
 
+def keras_wrapped(block, half, x, run_levels, first=0, last=None, model=None):
+    """One direction's levels `first..last` (`run_levels(x)`), inside its wrappers' layers when
+    the levels are the whole stack: the input side's before them, the output side's after. New
+    layers, or with `model` (a `keras_block`) its own."""
+    depth = len(block.levels)
+    last = depth - 1 if last is None else last
+    whole = first == 0 and last == depth - 1
+    layers = [(spec, model.get_layer(name) if model else spec.wrapper.keras_layer(spec, name))
+              for name, spec, _, h, _ in block.wrapped() if h == half and whole]
+    for spec, layer in layers:
+        if spec.wrapper.side == "input":
+            x = layer(x)
+    out = run_levels(x)
+    for spec, layer in reversed(layers):
+        if spec.wrapper.side == "output":
+            out = layer(out)
+    return out
+
+
+
 def keras_block(block, input_size, name="block", return_state=False):
     """The Keras 3 model of `block`: `[x, seqlen]` -> outputs `[batch, time, output_size]`.
     With `return_state`, a dict: `outputs`, and each level's final states under its layer name
@@ -252,7 +313,9 @@ def keras_block(block, input_size, name="block", return_state=False):
     states = {}
 
     def run_stack(tag, levels, inputs, first):
-        return _keras_stack(tag, levels, inputs, mask, states, first)
+        return keras_wrapped(block, tag, inputs,
+                             lambda x: _keras_stack(tag, levels, x, mask, states, first),
+                             first, first + len(levels) - 1)
 
     out = keras_cells.zero_past_length(block.runner.keras(block, x, seqlen, run_stack), seqlen)
     return keras.Model([x, seqlen], {"outputs": out, **states} if return_state else out,
@@ -276,6 +339,10 @@ def to_keras(block, model, tf1):
     for name, level, prefix in block.cells():
         relative = {k[len(prefix) + 1:]: v for k, v in tf1.items() if k.startswith(prefix + "/")}
         model.get_layer(name).set_weights(level.cell.family.to_keras(level.cell, relative))
+    for name, spec, prefix, _, _ in block.wrapped():
+        relative = {k[len(prefix) + 1:]: v for k, v in tf1.items()
+                    if k.startswith(prefix + "/") and "/" not in k[len(prefix) + 1:]}
+        model.get_layer(name).set_weights(spec.wrapper.to_keras(spec, relative))
 
 
 def from_keras(block, arrays, gradients=False):
@@ -285,5 +352,8 @@ def from_keras(block, arrays, gradients=False):
     for name, level, prefix in block.cells():
         for k, v in level.cell.family.to_tf1(level.cell, [np.asarray(a) for a in arrays[name]],
                                              gradients).items():
+            tf1[f"{prefix}/{k}"] = v
+    for name, spec, prefix, _, _ in block.wrapped():
+        for k, v in spec.wrapper.to_tf1(spec, [np.asarray(a) for a in arrays[name]]).items():
             tf1[f"{prefix}/{k}"] = v
     return tf1

@@ -10,7 +10,9 @@ wrote them), builds itself in a tf.compat.v1 graph, and lays out the Keras 3 twi
 | `stack_bidirectional_rnn` (tf.contrib, reproduced) | stack_bidirectional | `[stack_bidirectional_rnn]/cell_K/{fw,bw}/<cell>/...` |
 | `stack_bidirectional_dynamic_rnn` (tf.contrib, reproduced) | stack_bidirectional | `[stack_bidirectional_rnn]/cell_K/bidirectional_rnn/{fw,bw}/<cell>/...` |
 
-`<cell>` is the cell's own scope; DropoutWrapper and ResidualWrapper add none. The static and
+`<cell>` is the cell's own scope; DropoutWrapper and ResidualWrapper add none. A wrapper with
+variables (`wrappers.py`) adds its scope above the cell or MultiRNNCell it wraps:
+`[rnn]/output_projection_wrapper/<cell>/...`. The static and
 dynamic drivers of one direction write the same names for forward and bidirectional blocks: only
 the graph (`.meta`) tells them apart (`discover` takes the dynamic one until it does).
 
@@ -23,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from legacy_rnn import keras_cells
+from legacy_rnn.zoo import wrappers
 
 DRIVERS = {}  # (direction, driver) -> Driver
 
@@ -55,14 +58,25 @@ class Driver:
     # --- Names ----------------------------------------------------------------------------
     def cells(self, block):
         """[(keras layer name, Level, TF1 variable prefix of its cell)], bottom level first."""
-        p = block.prefix
         out = []
+        scopes = [spec.wrapper.scope for spec in block.wrappers]
         for tag, levels in self._halves(block):
-            base = p if self.direction == "forward" else path(p, tag)
             for k, level in enumerate(levels):
                 stack = f"multi_rnn_cell/cell_{k}" if block.multi else ""
-                out.append((f"{tag}_{k}", level, path(base, stack, level.scope)))
+                out.append((f"{tag}_{k}", level,
+                            path(self._base(block, tag), *scopes, stack, level.scope)))
         return out
+
+    def wrapped(self, block):
+        """[(keras layer name, WrapperSpec, TF1 prefix of its scope, half, index)], each
+        direction's outermost wrapper first."""
+        scopes = [spec.wrapper.scope for spec in block.wrappers]
+        return [(wrappers.layer_name(tag, i, spec), spec,
+                 path(self._base(block, tag), *scopes[:i + 1]), tag, i)
+                for tag, _ in self._halves(block) for i, spec in enumerate(block.wrappers)]
+
+    def _base(self, block, tag):
+        return block.prefix if self.direction == "forward" else path(block.prefix, tag)
 
     def _halves(self, block):
         return [("fw", block.levels)] + ([("bw", block.backward_levels)]
@@ -70,7 +84,9 @@ class Driver:
 
     def input_sizes(self, block, input_size):
         """{keras layer name: the input size its cell reads}."""
-        sizes, below = {}, {"fw": input_size, "bw": input_size}
+        below = {tag: block.through_wrappers(input_size, levels)[2]
+                 for tag, levels in self._halves(block)}
+        sizes = {}
         for name, level, _ in self.cells(block):
             tag = name.split("_")[0]
             sizes[name] = below[tag]
@@ -91,7 +107,10 @@ class Driver:
     def describe(self, block):
         def stack(levels):
             names = [level.cell.describe() for level in levels]
-            return names[0] if not block.multi else f"MultiRNNCell([{', '.join(names)}])"
+            body = names[0] if not block.multi else f"MultiRNNCell([{', '.join(names)}])"
+            for spec in reversed(block.wrappers):
+                body = spec.describe(body)
+            return body
         body = stack(block.levels)
         if "bw" in self.halves:
             body = f"fw={body}, bw={stack(block.backward_levels)}"
