@@ -274,6 +274,38 @@ def build_time_series(prefix):
         save(graph, prefix)
 
 
+def build_fused_pair(prefix, kind):
+    """A bidirectional pair of fused cells as tf.contrib's users built one: a forward fused cell
+    under `fw/`, a `TimeReversedFusedRNN` of another under `bw/`, on a time-major transpose of the
+    input, their outputs concatenated and projected. `kind`: LSTMBlockFusedCell (forget_bias 0),
+    or `FusedRNNCellAdaptor(GRUCell)` over dynamic_rnn or static_rnn (a list of steps)."""
+    from legacy_rnn.zoo.fused_drivers import FusedRNNCellAdaptor, TimeReversedFusedRNN
+    from legacy_rnn.zoo.lstm_block_fused import LSTMBlockFusedCell
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(17)
+        x = tf1.placeholder(tf.float32, [None, TIME, EMBED], name="x")
+        lengths = tf1.placeholder(tf.int32, [None], name="lengths")
+        time_major = tf.transpose(x, [1, 0, 2])
+        outputs = []
+        for direction in ("fw", "bw"):
+            with tf1.variable_scope(direction):
+                if kind == "block":
+                    cell, scope = LSTMBlockFusedCell(UNITS, forget_bias=0.0), {}
+                else:
+                    cell = FusedRNNCellAdaptor(tf1.nn.rnn_cell.GRUCell(UNITS),
+                                               use_dynamic_rnn=kind == "adaptor_dynamic")
+                    scope = {"scope": "rnn"}
+                cell = TimeReversedFusedRNN(cell) if direction == "bw" else cell
+                inputs = tf.unstack(time_major, TIME) if kind == "adaptor_static" else time_major
+                out, _ = cell(inputs, dtype=tf.float32, sequence_length=lengths, **scope)
+                outputs.append(tf.stack(out) if kind == "adaptor_static" else out)
+        both = tf.transpose(tf.concat(outputs, 2), [1, 0, 2])
+        w = tf1.get_variable("proj/w", [2 * UNITS, TAGS])
+        tf.identity(tf.tensordot(both, w, 1), name="logits")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:

@@ -132,10 +132,15 @@ def _inside_a_driver(prefix):
         root.rsplit("/", 1)[-1] in drivers.default_scopes()
 
 
-def _structure(prefix):
-    """(driver, root, level index, half, in a MultiRNNCell, cell scope) of a cell prefix."""
+def _structure(prefix, called_directly=False):
+    """(driver, root, level index, half, in a MultiRNNCell, cell scope) of a cell prefix. A cell
+    the user's code calls on the whole sequence (contrib's fused cells) is never half of a
+    bidirectional driver's pair: under `fw/` and `bw/` it is two calls of the user's own, whose
+    reversal (TimeReversedFusedRNN, or none) is the graph's, not the block's."""
     parent, _, scope = prefix.rpartition("/")
     for driver in drivers.discovery_order():
+        if called_directly and driver.direction != "forward":
+            continue
         found = driver.match(parent)
         if found:
             return (driver, *found, scope)
@@ -148,7 +153,7 @@ def discover(shapes, view=None):
     groups = {}
     for prefix, spec, input_size, own in cells:
         bare, wrapped = unwrap(prefix)
-        driver, root, k, half, stacked, scope = _structure(bare)
+        driver, root, k, half, stacked, scope = _structure(bare, spec.family.called_directly)
         key = (driver.direction, driver.driver, root, stacked, wrapped)
         groups.setdefault(key, {})[(half, k)] = (spec, input_size, scope, prefix, own)
     found = []
