@@ -114,3 +114,35 @@ def test_a_wrapper_inside_a_stack_level_is_named_not_converted():
               "rnn/multi_rnn_cell/cell_0/output_projection_wrapper/bias": (5,)}
     with pytest.raises(UserError, match="OutputProjectionWrapper.*not inside a MultiRNNCell"):
         discover.inspect_shapes(shapes, "ckpt")
+
+
+@pytest.mark.parametrize("wrapped", [WRAPPED, [W("input_projection", 2, "tanh")]],
+                         ids=["both", "input"])
+def test_a_static_wrapped_block_is_checked_against_its_graphs_steps(wrapped, tmp_path,
+                                                                    monkeypatch):
+    """static_rnn without lengths: the outermost input projection fed at every step, the outermost
+    output projection (or the top cell's h) read there."""
+    block = zoo.Block([C("basic_rnn", 3, activation="relu")], "bidirectional", "static",
+                      wrappers=wrapped)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(4)
+        x = tf.compat.v1.placeholder(tf.float32, [None, zoo_harness.TIME, 3], name="inputs")
+        zoo.tf1_block(block, x)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for v in tf.compat.v1.trainable_variables():
+                v.load(sess.run(v) + 0.3, sess)
+            prefix = str(tmp_path / "ckpt" / "model.ckpt")
+            tf.compat.v1.train.Saver().save(sess, prefix)
+    results, _ = blockwise.to_keras_blocks(prefix, str(tmp_path / "out"))
+    entry = json.loads((tmp_path / "out" / "blocks.json").read_text())["blocks"][0]
+    assert entry["verified_against"].endswith("each direction's outputs (its wrappers' included) "
+                                              "compared at every step)") == (len(wrapped) == 2)
+    assert entry["verified_against"].startswith("the user's graph"), entry["verified_against"]
+    assert results[0].ok and entry["largest_difference"] <= ATOL
+    # Planted: the outermost projection's activation missed.
+    monkeypatch.setattr(zoo.WRAPPERS[wrapped[0].kind], "options_in_graph",
+                        lambda view, prefix: {})
+    results, _ = blockwise.to_keras_blocks(prefix, str(tmp_path / "planted"))
+    assert not results[0].ok and results[0].largest_difference > 10 * ATOL

@@ -208,9 +208,9 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
             difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
             why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
                    if old_names else "no .meta beside the checkpoint" if not meta else
-                   "a static driver's wrapped cells: the steps of its wrappers' projections "
-                   "are not read from a graph yet" if block.wrappers and block.driver == "static"
-                   else "the .meta does not show where the block's cells run: neither steps of "
+                   "a static driver's wrapped cell run with sequence_length: its wrappers' "
+                   "steps are inside the driver's cond branches, where they cannot be fed" if
+                   block.wrappers and block.driver == "static" else "the .meta does not show where the block's cells run: neither steps of "
                    "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
                    "a fused op over the sequence")
             against = f"this project's TF1 rebuild of the block ({why})"

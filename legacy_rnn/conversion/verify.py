@@ -25,7 +25,7 @@ from legacy_rnn import keras_cells, zoo
 from legacy_rnn.conversion import metagraph
 from legacy_rnn.errors import UserError
 from legacy_rnn.zoo import blocks
-from legacy_rnn.zoo.graphview import GraphView
+from legacy_rnn.zoo.graphview import MAIN, GraphView
 
 BATCH, TIME = 5, 7
 
@@ -183,29 +183,59 @@ def cell_steps(view, family, prefix):
 def stepped_tensors(graph, view, block):
     """{half: (bottom x_t tensors, top h_t tensors for t < T-1)} of a block the graph steps one
     by one; None when it does not (a loop, or steps that are not concat([x, h]) @ kernel)."""
-    if block.wrappers:
-        return None  # the wrappers' own steps are not read yet: checked against the rebuild
     cells = {name: (level, prefix) for name, level, prefix in block.cells()}
     depth = len(block.levels)
     out = {}
     for half in block.runner.halves:
         bottom, top = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
         steps = [cell_steps(view, level.cell.family, prefix) for level, prefix in (bottom, top)]
+        reading, writing = _outermost_wrappers(view, block, half)
+        if reading is not None or writing is not None:
+            steps = [reading or steps[0], writing or steps[1]]
         if any(not s for s in steps) or len(steps[0]) != len(steps[1]) or len(steps[0]) < 2:
             return None
-        if any(x is None for x, _ in steps[0]) or any(h is None for _, h in steps[1][1:]):
+        ys = steps[1] if writing else steps[1][1:]
+        if any(x is None for x, _ in steps[0]) or any(h is None for _, h in ys):
             return None
         out[half] = ([graph.get_tensor_by_name(x) for x, _ in steps[0]],
-                     [graph.get_tensor_by_name(h) for _, h in steps[1][1:]])
+                     [graph.get_tensor_by_name(h) for _, h in ys])
     return out
 
 
+def _outermost_wrappers(view, block, half):
+    """[(x_t, None)] of the outermost input-side wrapper of `half` and [(None, y_t)] of its
+    outermost output-side one (main-graph tensor names; None inside a cond branch), each None
+    where the block has no such wrapper, [] where the graph does not show its steps. The
+    verification then feeds the block's inputs there and reads its outputs there, wrappers
+    included."""
+    found = {}
+    for _, spec, prefix, h, _ in block.wrapped():
+        side = spec.wrapper.side
+        if h != half or side in found:
+            continue
+        steps = spec.wrapper.steps_in_graph(view, prefix)
+        if not steps or any(view.in_loop(key[0]) for _, key in steps):
+            found[side] = []
+        elif side == "input":
+            found[side] = [(view.main_tensor(x), None) for x, _ in steps]
+        else:
+            found[side] = [(None, f"{key[1]}:0" if key[0] == MAIN else None)
+                           for _, key in steps]
+    return found.get("input"), found.get("output")
+
+
 def _top_outputs(model, block):
-    """A Keras model of the block's top levels' own outputs (before any residual), per half."""
+    """A Keras model of each half's outputs: its outermost output-side wrapper's, else its top
+    level's own (before any residual)."""
     import keras
     depth = len(block.levels)
-    names = [f"{half}_{depth - 1}" for half in block.runner.halves]
-    return keras.Model(model.inputs, [model.get_layer(n).output[0] for n in names])
+    outputs = []
+    for half in block.runner.halves:
+        writing = [name for name, spec, _, h, _ in block.wrapped()
+                   if h == half and spec.wrapper.side == "output"]
+        outputs.append(model.get_layer(writing[0]).output if writing else
+                       model.get_layer(f"{half}_{depth - 1}").output[0])
+    return keras.Model(model.inputs, outputs)
 
 
 def run_steps(sess, tensors, rng, notes):
@@ -350,8 +380,10 @@ def against_graph(block, model, prefix, meta, rng):
                 "graph are then named as assumed).") from None
     if steps is not None:
         difference = compare_steps(model, block, *steps)
-        time = len(tensors["fw"][0])
-        how = f"its {time} steps fed one by one, steps 1-{time - 1} of each direction compared"
+        time, read = len(tensors["fw"][0]), len(tensors["fw"][1])
+        how = (f"its {time} steps fed one by one, steps 1-{time - 1} of each direction compared"
+               if read < time else f"its {time} steps fed one by one, each direction's outputs "
+               "(its wrappers' included) compared at every step")
     elif runs is not None:
         difference = compare_calls(model, block, runs)
         how = ("each direction's fused op fed its time-major input, its whole output compared"

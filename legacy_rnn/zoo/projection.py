@@ -14,7 +14,7 @@ projected outputs past each length, as the Keras block does at its end.
 import keras
 import tensorflow as tf
 
-from legacy_rnn.zoo import wrappers
+from legacy_rnn.zoo import graphview, wrappers
 from legacy_rnn.zoo.simple import activation_after_bias
 
 _TF1_ACTIVATIONS = {"linear": None, "tanh": tf.tanh, "sigmoid": tf.sigmoid, "relu": tf.nn.relu,
@@ -93,6 +93,19 @@ class _ProjectionKind(wrappers.Wrapper):
     def options_in_graph(self, view, prefix):
         """MatMul -> BiasAdd -> the activation op (none: linear)."""
         return activation_after_bias(view, f"{prefix}/kernel")
+
+    def steps_in_graph(self, view, prefix):
+        """Each step's MatMul by the kernel: its input, and the BiasAdd after it (or the
+        activation op after that, when there is one)."""
+        steps = []
+        for key in sorted(graphview.first_use(view, f"{prefix}/kernel", {"MatMul"}),
+                          key=view.position):
+            bias_add = graphview.consumer(view, key, "BiasAdd")
+            if bias_add is None:
+                return None
+            act = graphview.consumer(view, bias_add, tuple(graphview.ACTIVATION_OPS))
+            steps.append((view.inputs[key][0], act or bias_add))
+        return steps or None
 
     def tf1_wrap(self, spec, cell):
         return self.tf1_class(cell, spec.size, activation=_TF1_ACTIVATIONS[spec.activation])

@@ -89,6 +89,12 @@ class Wrapper:
         """{option: value} the `.meta` graph shows for the wrapper under `prefix`."""
         return {}
 
+    def steps_in_graph(self, view, prefix):
+        """[(producer of what the wrapper reads at step t, key of the op writing its output)]
+        of the wrapper under `prefix`, in build order; None where the graph does not show
+        them."""
+        return None
+
     def tf1_wrap(self, spec, cell):
         raise NotImplementedError
 
