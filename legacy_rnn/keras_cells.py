@@ -11,6 +11,8 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
 - `LayerNormLSTMCell`: tf.contrib's `LayerNormBasicLSTMCell` (a norm per gate and on the cell);
 - `UGRNNCell`: tf.contrib's `UGRNNCell` (one update gate; TF1 side: `legacy_rnn.zoo.ugrnn`);
 - `NASCell`: tf.contrib's `NASCell` (the searched cell; TF1 side: `legacy_rnn.zoo.nas`);
+- `AttentionCell`: tf.contrib's `AttentionCellWrapper` around any cell (TF1 side:
+  `legacy_rnn.zoo.attention_cell`);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
 - `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
   as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
@@ -324,3 +326,80 @@ class NASCell(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "num_proj": self.num_proj,
                 "use_biases": self.use_biases}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AttentionCell(keras.layers.Layer):
+    """tf.contrib's `AttentionCellWrapper` (Magenta's attention RNN; Cheng et al. 2016) in
+    Keras 3, around any Keras cell `cell`. It keeps the last `attn_length` outputs (`A` wide) and
+    attends over them with the wrapped cell's new state as the query:
+
+        x' = [x, attns] K + b                       (input_size wide; default: x's width)
+        out, state = cell(x', state)
+        q = concat(state in TF1's order)            (`query_order`: the cell's states by index)
+        s = sum(v * tanh(H W + q Q + q_b), -1)      H: the window [B, L, A]
+        attns = sum(softmax(s)[..., None] * H, 1)
+        y = [out, attns] P + p_b                    the output, A wide
+        H = [H[:, 1:], y]
+
+    States: the last output `y [A]` (first, as Keras's JAX and PyTorch loops expect the previous
+    output to be: a masked step repeats it), the wrapped cell's, `attns [A]`, then `H` flattened
+    `[L * A]` (TF1's state is the last three; `y` is H's newest row). Weights:
+    `kernel, bias, attention_kernel [S, V], attention_bias [V], attn_w [A, V], attn_v [V],
+    output_kernel [out + A, A], output_bias [A]`, then the wrapped cell's."""
+
+    def __init__(self, cell, attn_length, attn_size, attn_vec_size=None, input_size=None,
+                 query_order=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cell, dict):
+            cell = keras.saving.deserialize_keras_object(cell)
+        self.cell = cell
+        self.attn_length = attn_length
+        self.attn_size = attn_size
+        self.attn_vec_size = attn_vec_size or attn_size
+        self.input_size = input_size
+        inner = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [
+            cell.state_size]
+        self.inner_sizes = list(inner)
+        self.query_order = list(query_order or range(len(inner)))
+        self.state_size = [attn_size, *inner, attn_size, attn_length * attn_size]
+        self.output_size = attn_size
+
+    def build(self, input_shape):
+        a, v, width = self.attn_size, self.attn_vec_size, input_shape[-1]
+        size = self.input_size or width
+        self.kernel = self.add_weight((width + a, size), name="kernel")
+        self.bias = self.add_weight((size,), name="bias", initializer="zeros")
+        self.attention_kernel = self.add_weight((sum(self.inner_sizes), v),
+                                                name="attention_kernel")
+        self.attention_bias = self.add_weight((v,), name="attention_bias", initializer="zeros")
+        self.attn_w = self.add_weight((a, v), name="attn_w")
+        self.attn_v = self.add_weight((v,), name="attn_v")
+        out = self.cell.output_size
+        self.output_kernel = self.add_weight((out + a, a), name="output_kernel")
+        self.output_bias = self.add_weight((a,), name="output_bias", initializer="zeros")
+        if not self.cell.built:  # a loaded model's cell is built from its own config
+            self.cell.build((input_shape[0], size))
+
+    def call(self, inputs, states, training=False):
+        n, a, length = len(self.inner_sizes), self.attn_size, self.attn_length
+        attns = states[n + 1]
+        window = ops.reshape(states[n + 2], (-1, length, a))
+        x = ops.matmul(ops.concatenate([inputs, attns], -1), self.kernel) + self.bias
+        out, inner = self.cell(x, list(states[1:n + 1]), training=training)
+        inner = list(inner) if isinstance(inner, (list, tuple)) else [inner]
+        query = ops.concatenate([inner[i] for i in self.query_order], -1)
+        y = ops.matmul(query, self.attention_kernel) + self.attention_bias
+        scores = ops.sum(self.attn_v * ops.tanh(ops.matmul(window, self.attn_w)
+                                                + ops.expand_dims(y, 1)), -1)
+        attns = ops.sum(ops.expand_dims(ops.softmax(scores, axis=-1), -1) * window, 1)
+        output = ops.matmul(ops.concatenate([out, attns], -1), self.output_kernel) + \
+            self.output_bias
+        window = ops.concatenate([window[:, 1:], ops.expand_dims(output, 1)], 1)
+        return output, [output, *inner, attns, ops.reshape(window, (-1, length * a))]
+
+    def get_config(self):
+        return {**super().get_config(), "cell": keras.saving.serialize_keras_object(self.cell),
+                "attn_length": self.attn_length, "attn_size": self.attn_size,
+                "attn_vec_size": self.attn_vec_size, "input_size": self.input_size,
+                "query_order": self.query_order}

@@ -112,3 +112,37 @@ def nas_outputs(x, w, lengths):
         m = np.where(live, new_m, m)
         outputs[:, t] = np.where(live, new_m, 0.0)
     return outputs
+
+
+def attention_lstm_outputs(x, w, lengths, attn_length, forget_bias=1.0):
+    """tf.contrib's AttentionCellWrapper around a BasicLSTMCell (TF 1.15's `call` and
+    `_attention`, as written there: the 1x1 conv as a matmul) under dynamic_rnn, in float64.
+    `w`: the wrapper's variables by relative name, the cell's under `basic_lstm_cell/`."""
+    batch, time, _ = x.shape
+    a = w["attn_output_projection/bias"].shape[0]
+    units = w["basic_lstm_cell/bias"].shape[0] // 4
+    c, h = np.zeros((batch, units)), np.zeros((batch, units))
+    attns, window = np.zeros((batch, a)), np.zeros((batch, attn_length, a))
+    outputs = np.zeros((batch, time, a))
+    for t in range(time):
+        inputs = np.concatenate([x[:, t], attns], 1) @ w["kernel"] + w["bias"]
+        z = np.concatenate([inputs, h], 1) @ w["basic_lstm_cell/kernel"] + w["basic_lstm_cell/bias"]
+        i, j, f, o = np.split(z, 4, axis=1)
+        new_c = c * sigmoid(f + forget_bias) + sigmoid(i) * np.tanh(j)
+        new_h = np.tanh(new_c) * sigmoid(o)
+        query = np.concatenate([new_c, new_h], 1)  # nest.flatten(LSTMStateTuple(c, h))
+        features = window @ w["attention/attn_w"][0, 0]  # [B, L, V]
+        y = query @ w["attention/kernel"] + w["attention/bias"]
+        s = np.sum(w["attention/attn_v"] * np.tanh(features + y[:, None]), axis=2)
+        weights = np.exp(s - s.max(1, keepdims=True))
+        weights /= weights.sum(1, keepdims=True)
+        new_attns = np.sum(weights[..., None] * window, axis=1)
+        output = (np.concatenate([new_h, new_attns], 1) @ w["attn_output_projection/kernel"]
+                  + w["attn_output_projection/bias"])
+        new_window = np.concatenate([window[:, 1:], output[:, None]], 1)
+        live = (t < np.asarray(lengths))[:, None]
+        outputs[:, t] = np.where(live, output, 0.0)
+        c, h = np.where(live, new_c, c), np.where(live, new_h, h)
+        attns = np.where(live, new_attns, attns)
+        window = np.where(live[..., None], new_window, window)
+    return outputs

@@ -31,7 +31,7 @@ from legacy_rnn.training import checkpoints
 from legacy_rnn.zoo import blocks
 
 # The options a flag can give when no .meta records them (`convert --forget_bias=...`).
-OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation")
+OPTIONS = ("forget_bias", "cell_clip", "proj_clip", "activation", "attn_length")
 TF1_DEFAULT = "TF1's default"
 
 
@@ -83,7 +83,7 @@ def _with_options(found, view, meta, given):
             elif given.get(name) is not None:
                 value, source = given[name], f"--{name}"
             else:
-                value, source = family.defaults[name], TF1_DEFAULT
+                value, source = family.option_default(level.cell, name), TF1_DEFAULT
             options[name] = value
             seen.setdefault(name, []).append((prefix, value, source))
         spec = zoo.CellSpec.make(level.cell.kind, level.cell.units,

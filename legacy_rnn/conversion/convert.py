@@ -100,6 +100,9 @@ def define_flags(flag_values=flags.FLAGS):
         "activation": flags.DEFINE_enum("activation", None, list(facts.ACTIVATIONS), "Block "
                                         "mode, without a .meta: the cells' activation (default: "
                                         "tanh).", flag_values=fv),
+        "attn_length": flags.DEFINE_integer("attn_length", None, "Block mode, without a .meta: "
+                                            "an AttentionCellWrapper's attn_length (no "
+                                            "default: it is in no variable).", flag_values=fv),
         "outputs": flags.DEFINE_list("outputs", None, "Whole-model mode: the output tensors of "
                                      "the checkpoint's .meta graph (logits:0,...) to translate, "
                                      "with everything they depend on, into one Keras 3 model "

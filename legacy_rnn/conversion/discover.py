@@ -229,7 +229,6 @@ def _tutorial_pair(kernel, bias):
 # them is refused naming them.
 NOT_CONVERTED = {
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
-    "attention_cell_wrapper": "tf.contrib's AttentionCellWrapper",
     "embedding_wrapper": "tf.contrib's EmbeddingWrapper",
     "attention_wrapper": "tf.contrib.seq2seq's AttentionWrapper (an attention decoder; "
                          "legacy_rnn.seq2seq reproduces it and has its Keras twin, "
@@ -250,9 +249,9 @@ NOT_CONVERTED = {
 
 # Scopes of wrappers the zoo does not convert, whose cells are not a block of their own: a cell
 # read with them would be misread (an attention decoder's cell reads concat([input, attention]);
-# an AttentionCellWrapper's projections pass for a BasicRNNCell).
+# an EmbeddingWrapper's cell reads the embedding, not the input).
 UNCONVERTED_WRAPPERS = {scope for scope in NOT_CONVERTED if scope.endswith("_wrapper")
-            and scope not in wrappers.by_scope()} | {"attention_decoder"}
+                        and scope not in wrappers.by_scope()} | {"attention_decoder"}
 
 
 DECODER_GUESS = ("part of an attention decoder (legacy_seq2seq's embedding_attention_seq2seq or "
@@ -308,7 +307,8 @@ def inspect_shapes(shapes, source, view=None, none_is_fine=False):
                         f"{' / '.join(f.tf1_name for f in zoo.FAMILIES.values())} "
                         f"({len(shapes)} variables: {listed}{' ...' if len(shapes) > 10 else ''})."
                         " Checkpoints written before TF 1.2 (weights / biases, Linear/Matrix) are "
-                        "read under today's names; other cells (tf.contrib's "
-                        "AttentionCellWrapper and projection wrappers, a cuDNN layer's opaque "
-                        "buffer without its canonical names) are not converted yet.")
+                        "read under today's names; other cells (tf.contrib's EmbeddingWrapper "
+                        "outside legacy_seq2seq, a projection wrapper inside a MultiRNNCell's "
+                        "level, a cuDNN layer's opaque buffer without its canonical names) are "
+                        "not converted yet.")
     return found, others

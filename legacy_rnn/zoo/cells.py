@@ -53,8 +53,7 @@ class CellSpec:
         return self.family.output_size(self)
 
     def describe(self):
-        extra = "".join(f", {k}={v!r}" for k, v in self.options)
-        return f"{self.family.tf1_name}({self.units}{extra})"
+        return self.family.describe(self)
 
 
 class CellFamily:
@@ -101,6 +100,14 @@ class CellFamily:
                 "definitions agree between tf-keras and Keras 3. (hard_sigmoid does not: see "
                 "docs/migration.md.)")
         return dict(options)
+
+    def describe(self, spec):
+        extra = "".join(f", {k}={v!r}" for k, v in spec.options)
+        return f"{self.tf1_name}({spec.units}{extra})"
+
+    def option_default(self, spec, name):
+        """TF1's default of option `name` (one of `option_names(spec)`)."""
+        return self.defaults[name]
 
     def recognize(self, shapes):
         """(CellSpec, input size) of a cell whose variables (relative to its scope) have these

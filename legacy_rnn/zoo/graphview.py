@@ -151,15 +151,20 @@ class GraphView:
 
     def const(self, key):
         """The scalar value of a Const op (through Identity), or None."""
+        value = self.const_array(key)
+        # The shortest decimal that is this float32: 0.3, not 0.30000001192092896.
+        return float(str(np.float32(value))) if value is not None and np.ndim(value) == 0 \
+            else None
+
+    def const_array(self, key):
+        """The value of a Const op (through Identity) as an array, or None."""
         node = self.nodes.get(key)
         while node is not None and node.op == "Identity":
             key = self.inputs[key][0][:2]
             node = self.nodes.get(key)
         if node is None or node.op != "Const":
             return None
-        value = tf.make_ndarray(node.attr["value"].tensor)
-        # The shortest decimal that is this float32: 0.3, not 0.30000001192092896.
-        return float(str(np.float32(value))) if np.ndim(value) == 0 else None
+        return tf.make_ndarray(node.attr["value"].tensor)
 
     def other_const(self, key, known):
         """The Const among `key`'s inputs that is not `known`."""
