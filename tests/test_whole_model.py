@@ -557,3 +557,29 @@ def test_a_time_series_rnn_in_an_output_projection_wrapper_translates_whole(tmp_
                         lambda view, prefix: {"activation": "tanh"})
     with pytest.raises(UserError, match="failed their own check"):
         whole.to_keras_model(prefix, ["outputs:0"])
+
+
+def test_magentas_attention_rnn_translates_whole(tmp_path, monkeypatch):
+    """An AttentionCellWrapper(BasicLSTMCell, attn_length=4) as the first level of a
+    MultiRNNCell, with lengths: the block and the projection around it translate."""
+    from legacy_rnn import zoo
+    prefix = str(tmp_path / "model.ckpt")
+    user_graphs.build_magenta_attention(prefix)
+    result = whole.to_keras_model(prefix, ["logits:0"])
+    print("magenta", result.forward_difference, result.gradient_difference)
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    (block,) = result.blocks
+    assert block.options["attn_length"]["value"] == 4
+    rng = np.random.default_rng(18)
+    feeds = {"inputs": rng.normal(size=(3, 7, VOCAB)).astype(np.float32),  # 7: a new time
+             "lengths": np.array([7, 2, 5], np.int32)}
+    (expected,) = run_graph(prefix, ["logits:0"], feeds)
+    np.testing.assert_allclose(np.asarray(result.model(feeds)), expected, atol=TOLERANCE,
+                               rtol=0)
+    # Planted: the attention window read one step long.
+    family = zoo.FAMILIES["attention_cell_wrapper"]
+    honest = family.options_in_graph
+    monkeypatch.setattr(family, "options_in_graph",
+                        lambda view, p: {**honest(view, p), "attn_length": 5})
+    with pytest.raises(UserError, match="failed their own check"):
+        whole.to_keras_model(prefix, ["logits:0"])

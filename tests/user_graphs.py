@@ -306,6 +306,28 @@ def build_fused_pair(prefix, kind):
         save(graph, prefix)
 
 
+def build_magenta_attention(prefix):
+    """Magenta's attention RNN (events_rnn_graph's make_rnn_cell): an AttentionCellWrapper on the
+    first level of a MultiRNNCell of BasicLSTMCells, each level in a DropoutWrapper, over one-hot
+    events with lengths, projected to logits through a reshape the batch computes."""
+    from legacy_rnn.zoo.attention_cell import AttentionCellWrapper  # tf.contrib's, reproduced
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(18)
+        inputs = tf1.placeholder(tf.float32, [None, None, VOCAB], name="inputs")
+        lengths = tf1.placeholder(tf.int32, [None], name="lengths")
+        cells = []
+        for k in range(2):
+            cell = tf1.nn.rnn_cell.BasicLSTMCell(UNITS)
+            cell = AttentionCellWrapper(cell, 4) if k == 0 else cell
+            cells.append(tf1.nn.rnn_cell.DropoutWrapper(cell, output_keep_prob=1.0))
+        outputs, _ = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.MultiRNNCell(cells), inputs,
+                                        sequence_length=lengths, dtype=tf.float32)
+        logits = tf1.layers.dense(tf.reshape(outputs, [-1, UNITS]), VOCAB)
+        tf.reshape(logits, [tf.shape(inputs)[0], -1, VOCAB], name="logits")
+        save(graph, prefix)
+
+
 def run_graph(prefix, outputs, feeds, v1_loops=False):
     """The user's graph imported and run by hand."""
     if v1_loops:
