@@ -52,6 +52,8 @@ def test_the_twin_matches_the_tf1_graph(direction, driver, wrapped):
     reference = zoo_harness.tf1_run(block, x)
     twin = zoo_harness.keras_run(block, reference.weights, x)
     forward, state, gradients = zoo_harness.assert_parity(reference, twin)
+    print(f"{block.describe()}: forward {forward:.1e}, state {state:.1e}, gradients "
+          f"{gradients:.1e}")
     assert forward <= 1e-6 and gradients <= 1e-5
     assert any("projection_wrapper/kernel" in name for name in twin.gradients)
 
