@@ -11,6 +11,8 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
 - `LayerNormLSTMCell`: tf.contrib's `LayerNormBasicLSTMCell` (a norm per gate and on the cell);
 - `UGRNNCell`: tf.contrib's `UGRNNCell` (one update gate; TF1 side: `legacy_rnn.zoo.ugrnn`);
 - `NASCell`: tf.contrib's `NASCell` (the searched cell; TF1 side: `legacy_rnn.zoo.nas`);
+- `StackedCell`: TF1's `MultiRNNCell` as one cell with flat states (inside attention decoders;
+  TF1 side: `legacy_rnn.zoo.multi`);
 - `AttentionCell`: tf.contrib's `AttentionCellWrapper` around any cell (TF1 side:
   `legacy_rnn.zoo.attention_cell`);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
@@ -403,3 +405,45 @@ class AttentionCell(keras.layers.Layer):
                 "attn_length": self.attn_length, "attn_size": self.attn_size,
                 "attn_vec_size": self.attn_vec_size, "input_size": self.input_size,
                 "query_order": self.query_order}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StackedCell(keras.layers.Layer):
+    """TF1's `MultiRNNCell` as one Keras 3 cell with a flat list of states: the cells run one
+    above the other at every step, each reading the output of the one below. States: the top
+    cell's first (Keras's JAX and PyTorch loops repeat the first state as a masked step's
+    output, and the top cell's first state is its output), then the others from the bottom up;
+    `order` lists the cells in that order. Weights: each cell's, bottom first."""
+
+    def __init__(self, cells, **kwargs):
+        super().__init__(**kwargs)
+        self.cells = [keras.saving.deserialize_keras_object(c) if isinstance(c, dict) else c
+                      for c in cells]
+        sizes = [list(c.state_size) if isinstance(c.state_size, (list, tuple))
+                 else [c.state_size] for c in self.cells]
+        self.counts = [len(s) for s in sizes]
+        self.order = [len(self.cells) - 1, *range(len(self.cells) - 1)]
+        self.state_size = [size for k in self.order for size in sizes[k]]
+        self.output_size = self.cells[-1].output_size
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        for cell in self.cells:
+            if not cell.built:  # a loaded model's cells are built from their own configs
+                cell.build((input_shape[0], width))
+            width = cell.output_size
+
+    def call(self, inputs, states, training=False):
+        per_cell, i = {}, 0
+        for k in self.order:
+            per_cell[k] = list(states[i:i + self.counts[k]])
+            i += self.counts[k]
+        out, new = inputs, {}
+        for k, cell in enumerate(self.cells):
+            out, state = cell(out, per_cell[k], training=training)
+            new[k] = list(state) if isinstance(state, (list, tuple)) else [state]
+        return out, [s for k in self.order for s in new[k]]
+
+    def get_config(self):
+        return {**super().get_config(),
+                "cells": [keras.saving.serialize_keras_object(c) for c in self.cells]}

@@ -62,9 +62,13 @@ def test_a_misread_option_is_caught_by_the_comparison(misread):
     assert np.max(np.abs(np.asarray(out) - results[mode][key])) > 100 * TOLERANCE
 
 
-@pytest.mark.parametrize("impute_finished", [False, True])
-def test_greedy_and_beam_search_give_the_tf1_tokens_on_200_inputs(impute_finished):
-    spec = VARIANTS[parity.BEAM_CASE]
+MULTI_CASE = next(name for name in VARIANTS if "MultiRNNCell" in name)
+
+
+@pytest.mark.parametrize("case, impute_finished", [(parity.BEAM_CASE, False),
+                                                   (parity.BEAM_CASE, True), (MULTI_CASE, False)])
+def test_greedy_and_beam_search_give_the_tf1_tokens_on_200_inputs(case, impute_finished):
+    spec = VARIANTS[case]
     problem = parity.Problem(spec, batch=200, impute_finished=impute_finished)
     weights, results = parity.tf1_results(problem, modes=("greedy", "beam"))
     cell, projection, embedding = parity.keras_twin(problem, weights)

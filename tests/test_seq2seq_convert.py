@@ -21,10 +21,13 @@ TOLERANCE = checkpoint.TOLERANCE
 VOCAB, EMBED, UNITS = 9, 3, 4
 
 
-def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False):
+def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False,
+                     stack=False):
     """embedding -> dynamic_rnn(LSTMCell) encoder -> AttentionWrapper(LSTMCell(forget_bias),
     LuongAttention(scale=True), attention_layer_size=UNITS, output_attention) from the encoder's
-    state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta."""
+    state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta.
+    `stack`: both cells `MultiRNNCell([LSTMCell, GRUCell])`, as nmt builds a multi-layer model
+    (the decoder's levels start from the encoder's)."""
     if v1_loops:
         v1.disable_control_flow_v2()
     try:
@@ -37,12 +40,16 @@ def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=F
             targets = v1.placeholder(tf.int32, [None, None], "targets")
             source_embedding = v1.get_variable("source_embedding", [VOCAB, EMBED])
             target_embedding = v1.get_variable("target_embedding", [VOCAB, EMBED])
+            def cell_of(forget_bias=1.0):
+                lstm = v1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=forget_bias)
+                return v1.nn.rnn_cell.MultiRNNCell([lstm, v1.nn.rnn_cell.GRUCell(UNITS)]) \
+                    if stack else lstm
             memory, state = v1.nn.dynamic_rnn(
-                v1.nn.rnn_cell.LSTMCell(UNITS), tf.nn.embedding_lookup(source_embedding, source),
+                cell_of(), tf.nn.embedding_lookup(source_embedding, source),
                 source_lengths, dtype=tf.float32, scope="encoder")
             mechanism = tf1.LuongAttention(UNITS, memory, source_lengths, scale=True)
-            cell = tf1.AttentionWrapper(v1.nn.rnn_cell.LSTMCell(UNITS, forget_bias=forget_bias),
-                                        mechanism, attention_layer_size=UNITS,
+            cell = tf1.AttentionWrapper(cell_of(forget_bias), mechanism,
+                                        attention_layer_size=UNITS,
                                         output_attention=output_attention)
             initial = cell.zero_state(tf.shape(source)[0], tf.float32)._replace(cell_state=state)
             helper = tf1.TrainingHelper(tf.nn.embedding_lookup(target_embedding, decoder_ids),
@@ -94,6 +101,32 @@ def test_the_decoder_is_read_from_the_graph_and_its_twin_matches_the_users_graph
                   dataclasses.replace(spec, cell=type(spec.cell).make("lstm", UNITS))):
         planted = dataclasses.replace(found, spec=wrong)
         assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+
+
+def test_a_multi_rnn_cell_decoder_is_read_checked_and_converted(tmp_path):
+    """nmt's multi-layer decoder: AttentionWrapper(MultiRNNCell([LSTMCell(forget_bias 0), GRUCell])),
+    its levels' initial states the encoder's."""
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), stack=True)
+    found, weights = _found(prefix)
+    spec = found.spec
+    assert spec.cell.describe() == "MultiRNNCell([LSTMCell(4, forget_bias=0.0), GRUCell(4)])"
+    assert found.sources["cell_0.forget_bias"] == "the .meta graph"
+    difference, _ = checkpoint.check_against_graph(prefix, found, weights)
+    assert difference <= TOLERANCE
+    # Planted: the bottom level's forget_bias at LSTMCell's default.
+    wrong = type(spec.cell).make(spec.cell.kind, UNITS, **{**dict(spec.cell.options),
+                                                          "cell_0.forget_bias": 1.0})
+    planted = dataclasses.replace(found, spec=dataclasses.replace(spec, cell=wrong))
+    assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+    out = str(tmp_path / "out")
+    blockwise.to_keras_blocks(prefix, out)
+    with open(os.path.join(out, "blocks.json")) as f:
+        (report,) = json.load(f)["decoders"]
+    assert report["ok"] and report["largest_difference"] <= TOLERANCE
+    layers = keras_decoder.load_layers(os.path.join(out, report["file"][:-len(".json")]))
+    back = spec.to_tf1(layers["cell"], layers["projection"])
+    assert set(back) == set(weights)
+    assert max(np.max(np.abs(back[k] - weights[k])) for k in back) <= 1e-7  # forget_bias fold
 
 
 def test_convert_writes_the_decoder_beside_the_blocks_and_it_loads_back(tmp_path):

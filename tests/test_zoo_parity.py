@@ -155,6 +155,18 @@ def test_a_users_own_scope_with_reuse_over_embedded_sequences():
     np.testing.assert_allclose(model([x, lengths]).numpy(), a, rtol=h.RTOL, atol=h.ATOL)
 
 
+def _folded_biases(spec, prefix=""):
+    """{variable name: the cell spec} of the biases a built-in Keras LSTM folds forget_bias into:
+    the cell's own, or those of the cells a wrapper or a stack holds."""
+    if spec.family.folds_forget_bias and spec.get("forget_bias"):
+        return {f"{prefix}bias": spec}
+    inner = {"cell": [(spec.get("cell"), "")], "cells": [
+        (c, f"cell_{k}/") for k, c in enumerate(spec.get("cells") or ())]}
+    return {name: folding for option, held in inner.items() if option in spec.family.defaults
+            for c, at in held for name, folding in _folded_biases(
+                c, f"{prefix}{at}{c.family.scope}/").items()}
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_weights_round_trip(cell):
     spec = CELLS[cell]
@@ -163,11 +175,10 @@ def test_weights_round_trip(cell):
            for name, shape in spec.family.variables(spec, 3).items()}
     back = spec.family.to_tf1(spec, spec.family.to_keras(spec, tf1))
     assert back.keys() == tf1.keys()
-    # The bias a built-in Keras LSTM folds forget_bias into: the cell's, or a wrapper's cell's.
-    inner = spec.get("cell") if "cell" in spec.family.defaults else None
-    folding, fold_name = (inner, f"{inner.family.scope}/bias") if inner else (spec, "bias")
+    folded = _folded_biases(spec)
     for name in tf1:
-        if name == fold_name and folding.family.folds_forget_bias and folding.get("forget_bias"):
+        folding = folded.get(name)
+        if folding is not None:
             # The built-in Keras LSTM folds forget_bias into the float32 bias: the f slice comes
             # back within half an ulp of b_f + forget_bias; everything else exactly.
             f = slice(2 * folding.units, 3 * folding.units)

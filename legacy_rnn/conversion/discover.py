@@ -38,16 +38,17 @@ class Found:
 
 
 def _relative_names():
-    return set().union(*(family.variable_names() for family in zoo.FAMILIES.values()))
+    return set().union(*(family.variable_names() for family in zoo.FAMILIES.values()
+                         if family.in_blocks))
 
 
-def _order(scope, prefix, view):
+def _order(scope, prefix, view, blocks_only=True):
     """The families to try on the cell under `prefix`, best first: those whose default scope it
     is, then the rest by how many variables they can hold (a family explains every variable of
     the cell or is not it). With a graph, a family whose ops the graph shows goes first and one
     whose ops it contradicts (another family's fused op reads the kernel) is not tried."""
-    families = sorted(zoo.FAMILIES.values(), key=lambda f: (f.scope != scope,
-                                                            -len(f.variable_names())))
+    families = sorted((f for f in zoo.FAMILIES.values() if f.in_blocks or not blocks_only),
+                      key=lambda f: (f.scope != scope, -len(f.variable_names())))
     if view is None:
         return families
     verdicts = {f.kind: f.in_graph(view, prefix) for f in families}

@@ -58,8 +58,7 @@ def find_decoders(shapes, view=None, source="the checkpoint"):
         subscopes = {k.split("/")[0] for k in rel} - set(MECHANISM_SCOPES) - {"attention_layer"}
         if len(subscopes) != 1:
             raise UserError(f"{wrapper}/ in {source} holds {sorted(subscopes) or 'no'} cell "
-                            "scopes; an AttentionWrapper wraps one cell (a MultiRNNCell under "
-                            "it is not converted yet).")
+                            "scopes; an AttentionWrapper wraps one cell (or one MultiRNNCell).")
         cell_scope = subscopes.pop()
         cell_prefix = f"{wrapper}/{cell_scope}"
         own = {k[len(cell_scope) + 1:]: s for k, s in rel.items() if k.startswith(cell_scope + "/")}
@@ -140,7 +139,7 @@ def _cell(scope, prefix, own, view):
     """(CellSpec, input size, {option: source}) of the wrapped cell, options from the graph."""
     from legacy_rnn.conversion import discover
     from legacy_rnn.zoo import cells
-    for family in discover._order(scope, prefix, view):
+    for family in discover._order(scope, prefix, view, blocks_only=False):
         if family.scope != scope:
             continue
         found = family.recognize(own)

@@ -231,8 +231,8 @@ class DecoderSpec:
 
     def _depths(self, cell):
         memory_depth = cell.attention.memory_kernel.shape[0]
-        cell_input = cell.cell.kernel.shape[0]
-        return cell_input - cell.attention_size, memory_depth
+        bottom = getattr(cell.cell, "cells", [cell.cell])[0]  # a StackedCell's bottom level
+        return bottom.kernel.shape[0] - cell.attention_size, memory_depth
 
 
 def _join(*parts):

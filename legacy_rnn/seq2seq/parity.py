@@ -35,6 +35,9 @@ CASES = {
     "Luong, BasicLSTMCell, nmt's output_projection": DecoderSpec(
         C("basic_lstm", 4), AttentionSpec("luong", 4), 7, attention_layer_size=5,
         output_layer="output_projection"),
+    "Bahdanau, nmt's MultiRNNCell([LSTMCell(forget_bias=0.5), GRUCell]), attention layer":
+        DecoderSpec(C("multi_rnn_cell", 4, cells=(C("lstm", 4, forget_bias=0.5), C("gru", 4))),
+                    AttentionSpec("bahdanau", 5), 7, attention_layer_size=6),
 }
 BEAM_CASE = "Bahdanau normalize, LSTMCell(forget_bias=0.5), attention layer"  # decoded on JAX
 

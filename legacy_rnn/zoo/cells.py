@@ -76,6 +76,9 @@ class CellFamily:
     # The TF1 cell is called on the whole sequence by user code, not run by a driver (contrib's
     # fused cells): a block of it is described without a driver.
     called_directly = False
+    # A family that is a level of a driver's block (and found as one by discovery); False for
+    # one used only inside other structures (`multi.py`: an attention decoder's MultiRNNCell).
+    in_blocks = True
     # The twin carries TF1's run-time forget_bias in the f slice of its `bias` (Keras's LSTM has
     # no forget_bias): weights map back within half an ulp there, gradients exactly.
     folds_forget_bias = False
