@@ -22,12 +22,13 @@ VOCAB, EMBED, UNITS = 9, 3, 4
 
 
 def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False,
-                     stack=False):
+                     stack=False, nmt=False):
     """embedding -> dynamic_rnn(LSTMCell) encoder -> AttentionWrapper(LSTMCell(forget_bias),
     LuongAttention(scale=True), attention_layer_size=UNITS, output_attention) from the encoder's
     state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta.
     `stack`: both cells `MultiRNNCell([LSTMCell, GRUCell])`, as nmt builds a multi-layer model
-    (the decoder's levels start from the encoder's)."""
+    (the decoder's levels start from the encoder's); `nmt`: also nmt's names, the wrapper's
+    `name="attention"` and an output projection without a bias."""
     if v1_loops:
         v1.disable_control_flow_v2()
     try:
@@ -50,12 +51,13 @@ def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=F
             mechanism = tf1.LuongAttention(UNITS, memory, source_lengths, scale=True)
             cell = tf1.AttentionWrapper(cell_of(forget_bias), mechanism,
                                         attention_layer_size=UNITS,
-                                        output_attention=output_attention)
+                                        output_attention=output_attention,
+                                        name="attention" if nmt else None)
             initial = cell.zero_state(tf.shape(source)[0], tf.float32)._replace(cell_state=state)
             helper = tf1.TrainingHelper(tf.nn.embedding_lookup(target_embedding, decoder_ids),
                                         target_lengths)
-            decoder = tf1.BasicDecoder(cell, helper, initial,
-                                       v1.layers.Dense(VOCAB, name="output_projection"))
+            decoder = tf1.BasicDecoder(cell, helper, initial, v1.layers.Dense(
+                VOCAB, name="output_projection", use_bias=not nmt))
             outputs, _, _ = tf1.dynamic_decode(decoder)
             logits = tf.identity(outputs.rnn_output, "logits")
             steps = tf.shape(logits)[1]
@@ -103,13 +105,17 @@ def test_the_decoder_is_read_from_the_graph_and_its_twin_matches_the_users_graph
         assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
 
 
-def test_a_multi_rnn_cell_decoder_is_read_checked_and_converted(tmp_path):
+@pytest.mark.parametrize("nmt", [False, True], ids=["contrib's names", "nmt's names"])
+def test_a_multi_rnn_cell_decoder_is_read_checked_and_converted(tmp_path, nmt):
     """nmt's multi-layer decoder: AttentionWrapper(MultiRNNCell([LSTMCell(forget_bias 0), GRUCell])),
-    its levels' initial states the encoder's."""
-    prefix = build_user_graph(str(tmp_path / "model.ckpt"), stack=True)
+    its levels' initial states the encoder's; with nmt's names too (the wrapper's scope
+    `attention/`, a projection without a bias), its cell never taken for a block of its own."""
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), stack=True, nmt=nmt)
     found, weights = _found(prefix)
     spec = found.spec
     assert spec.cell.describe() == "MultiRNNCell([LSTMCell(4, forget_bias=0.0), GRUCell(4)])"
+    assert (spec.wrapper_name, spec.output_bias) == (("attention", False) if nmt else
+                                                     ("attention_wrapper", True))
     assert found.sources["cell_0.forget_bias"] == "the .meta graph"
     difference, _ = checkpoint.check_against_graph(prefix, found, weights)
     assert difference <= TOLERANCE
@@ -119,7 +125,8 @@ def test_a_multi_rnn_cell_decoder_is_read_checked_and_converted(tmp_path):
     planted = dataclasses.replace(found, spec=dataclasses.replace(spec, cell=wrong))
     assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
     out = str(tmp_path / "out")
-    blockwise.to_keras_blocks(prefix, out)
+    results, _ = blockwise.to_keras_blocks(prefix, out)
+    assert [r.block.prefix for r in results] == ["encoder"]  # the decoder's cell is no block
     with open(os.path.join(out, "blocks.json")) as f:
         (report,) = json.load(f)["decoders"]
     assert report["ok"] and report["largest_difference"] <= TOLERANCE

@@ -173,11 +173,11 @@ def _decoders(prefix, meta, old_names):
     checkpoint without its `.meta` has its decoder named, not converted."""
     from legacy_rnn.seq2seq import checkpoint as contrib, legacy_checkpoint as legacy
     shapes = checkpoints.list_variables(prefix)
-    kinds = [(what, finder) for what, marker, finder in (
-        ("a tf.contrib.seq2seq attention decoder (attention_wrapper/)", "attention_wrapper/",
-         contrib.find_decoders),
-        ("a legacy_seq2seq attention decoder (attention_decoder/)", legacy.DECODER,
-         legacy.find)) if any(marker in f"/{name}" for name in shapes)]
+    kinds = [(what, finder) for what, held, finder in (
+        ("a tf.contrib.seq2seq attention decoder (an AttentionWrapper's scope)",
+         bool(discover.decoder_wrappers(shapes)), contrib.find_decoders),
+        ("a legacy_seq2seq attention decoder (attention_decoder/)",
+         any(legacy.DECODER in f"/{name}" for name in shapes), legacy.find)) if held]
     if not kinds:
         return []
     if meta is None or old_names:

@@ -66,9 +66,12 @@ def find_cells(shapes, view=None):
             if name.endswith("/" + rel) or name == rel:
                 prefixes.add(name[:-len(rel)].rstrip("/"))
     cells, used = [], set()
+    decoders = decoder_wrappers(shapes)  # their cells read concat([input, attention])
     # Shortest first: a GRU's scope before its `candidate` sub-scope (whose kernel and bias alone
     # would pass for a BasicRNNCell).
     for prefix in sorted(prefixes, key=len):
+        if any(prefix.startswith(w + "/") for w in decoders):
+            continue
         own = {name[len(prefix) + 1:] if prefix else name: shape for name, shape in shapes.items()
                if (name.startswith(prefix + "/") if prefix else True) and name not in used}
         own = {rel: shape for rel, shape in own.items() if rel in relative}
@@ -259,17 +262,38 @@ DECODER_GUESS = ("part of an attention decoder (legacy_seq2seq's embedding_atten
                  "tf.contrib.seq2seq's AttentionWrapper): `convert` converts it, with the .meta")
 
 
+# An AttentionWrapper's scope: contrib's default name, or nmt's `AttentionWrapper(...,
+# name="attention")`. What sits in it besides the cell's scope:
+DECODER_WRAPPER_NAMES = ("attention_wrapper", "attention")
+DECODER_WRAPPER_PARTS = ("bahdanau_attention", "luong_attention", "attention_layer")
+
+
+def decoder_wrappers(names):
+    """The scopes of tf.contrib.seq2seq AttentionWrappers among the variable names: a scope named
+    as the wrapper is (`DECODER_WRAPPER_NAMES`) holding a cell's scope (`<w>/<cell>/.../kernel`),
+    in a checkpoint that has a mechanism's `memory_layer/kernel`. (An AttentionCellWrapper's
+    `attention/` scope holds variables, no cell: it is not one.)"""
+    if not any(n.endswith("memory_layer/kernel") for n in names):
+        return set()
+    found = set()
+    for name in names:
+        parts = name.split("/")
+        for i, part in enumerate(parts[:-2]):
+            if part in DECODER_WRAPPER_NAMES and parts[i + 1] not in DECODER_WRAPPER_PARTS \
+                    and parts[-1] == "kernel":
+                found.add("/".join(parts[:i + 1]))
+    return found
+
+
 def decoder_owned(names):
     """The names that belong to an attention decoder, which `legacy_rnn.seq2seq` finds and
     converts (blockwise): everything under a legacy_seq2seq embedding_attention_seq2seq's scope
     (its encoder's EmbeddingWrapper included), and under the scope holding a tf.contrib.seq2seq
     AttentionWrapper."""
-    scopes = set()
+    scopes = {wrapper.rpartition("/")[0] for wrapper in decoder_wrappers(names)}
     for name in names:
         if "/embedding_attention_decoder/attention_decoder/" in f"/{name}":
             scopes.add(f"/{name}".split("/embedding_attention_decoder/")[0][1:])
-        elif "/attention_wrapper/" in f"/{name}":
-            scopes.add(f"/{name}".split("/attention_wrapper/")[0][1:])
     return {n for n in names for scope in scopes
             if not scope or n.startswith(scope + "/")}
 

@@ -2,10 +2,10 @@
 `.meta` graph, converted to the Keras twin and checked against the user's own graph.
 
 Found by contrib's names (`legacy_rnn.seq2seq.decoder` lists them): a scope holding
-`attention_wrapper/` with one cell, the mechanism's variables (Bahdanau: query_layer, attention_v,
+`attention_wrapper/` (or nmt's `attention/`) with one cell, the mechanism's variables (Bahdanau: query_layer, attention_v,
 with normalize attention_g and attention_b; Luong: attention_g with scale, nothing without), the
 optional attention_layer, a `memory_layer/kernel` whose width is the mechanism's, and one dense
-layer beside the wrapper (the output projection). What shapes cannot say is read from the graph:
+layer beside the wrapper (the output projection, with or without its bias). What shapes cannot say is read from the graph:
 the cell's options (as the zoo reads them) and `output_attention` when the attention vector and the
 cell's output have the same width (does the projection read the attention layer's MatMul, or the
 cell?). Without a `.meta`, a question the shapes leave open is refused, never guessed.
@@ -48,11 +48,10 @@ def _join(*parts):
 
 def find_decoders(shapes, view=None, source="the checkpoint"):
     """[Found] of every AttentionWrapper decoder in {name: shape}."""
-    scopes = sorted({name.split("attention_wrapper/")[0].rstrip("/") for name in shapes
-                     if name.startswith("attention_wrapper/") or "/attention_wrapper/" in name})
+    from legacy_rnn.conversion import discover
     found = []
-    for scope in scopes:
-        wrapper = _join(scope, "attention_wrapper")
+    for wrapper in sorted(discover.decoder_wrappers(shapes)):
+        scope, _, wrapper_name = wrapper.rpartition("/")
         rel = {n[len(wrapper) + 1:]: tuple(s) for n, s in shapes.items()
                if n.startswith(wrapper + "/") and not _slot(n)}
         subscopes = {k.split("/")[0] for k in rel} - set(MECHANISM_SCOPES) - {"attention_layer"}
@@ -90,13 +89,15 @@ def find_decoders(shapes, view=None, source="the checkpoint"):
         memory_depth = shapes[memories[0]][0]
         size = layer[1] if layer is not None else None
         attention_size = size or memory_depth
-        dense = sorted({n[len(scope) + 1 if scope else 0:].rsplit("/", 1)[0] for n in shapes
-                        if n.startswith(_join(scope, "")) and n.endswith("/kernel")
-                        and not n.startswith(wrapper + "/") and not _slot(n)
-                        and f"{n[:-len('kernel')]}bias" in shapes})
+        # The output projection: the one dense layer beside the wrapper (nmt's has no bias).
+        dense = sorted({rel_name.rsplit("/", 1)[0] for n in shapes
+                        for rel_name in [n[len(scope) + 1 if scope else 0:]]
+                        if n.startswith(_join(scope, "")) and rel_name.count("/") == 1
+                        and n.endswith("/kernel") and not n.startswith(wrapper + "/")
+                        and not rel_name.startswith("memory_layer/") and not _slot(n)})
         if len(dense) != 1:
             raise UserError(f"The decoder under {_join(scope, '') or 'the top scope'} needs "
-                            f"one output projection (a dense layer beside attention_wrapper/); "
+                            f"one output projection (a dense layer beside {wrapper_name}/); "
                             f"found {dense or 'none'} in {source}.")
         projection = _join(scope, dense[0])
         rows, vocab = shapes[f"{projection}/kernel"]
@@ -119,7 +120,8 @@ def find_decoders(shapes, view=None, source="the checkpoint"):
         spec = DecoderSpec(cell_spec, attention, vocab, attention_layer_size=size,
                            output_attention=output_attention, scope=scope,
                            memory_scope=memories[0][:-len("memory_layer/kernel")].rstrip("/"),
-                           output_layer=dense[0])
+                           output_layer=dense[0], wrapper_name=wrapper_name,
+                           output_bias=f"{projection}/bias" in shapes)
         input_depth = cell_input - attention_size
         expected = spec.variables(input_depth, memory_depth)
         actual = {n: tuple(shapes[n]) for n in expected if n in shapes}

@@ -7,7 +7,8 @@ mechanism (`AttentionSpec`: Bahdanau with or without normalize, Luong with or wi
 scopes (`decoder` is dynamic_decode's default; the projection is `tf.layers.Dense`'s `dense`
 unless named, nmt names it `output_projection`).
 
-TF1 variables and their Keras twins (`<w>` = `<scope>/attention_wrapper`):
+TF1 variables and their Keras twins (`<w>` = `<scope>/attention_wrapper`, or the wrapper's own
+name: nmt's is `attention`):
 
 | TF1 | Keras |
 |---|---|
@@ -16,7 +17,7 @@ TF1 variables and their Keras twins (`<w>` = `<scope>/attention_wrapper`):
 | `<w>/bahdanau_attention/query_layer/kernel`, `attention_v`, `attention_g`, `attention_b` | `query_kernel`, `attention_v`, `attention_g`, `attention_b` |
 | `<w>/luong_attention/attention_g` (scale) | `attention_g` |
 | `<w>/attention_layer/kernel` | decoder `attention_kernel` |
-| `<scope>/<output_layer>/kernel`, `bias` | the projection `Dense` |
+| `<scope>/<output_layer>/kernel`, `bias` (nmt's has none) | the projection `Dense` |
 """
 import dataclasses
 
@@ -64,11 +65,15 @@ class DecoderSpec:
     scope: str = "decoder"
     memory_scope: str = ""
     output_layer: str = "dense"
+    wrapper_name: str = "attention_wrapper"  # nmt: AttentionWrapper(..., name="attention")
+    output_bias: bool = True  # nmt: Dense(vocab, use_bias=False)
 
     def describe(self):
+        name = "" if self.wrapper_name == "attention_wrapper" else f", name={self.wrapper_name!r}"
+        bias = "" if self.output_bias else ", use_bias=False"
         return (f"AttentionWrapper({self.cell.describe()}, {self.attention.describe()}, "
                 f"attention_layer_size={self.attention_layer_size}, "
-                f"output_attention={self.output_attention}) -> Dense({self.vocab})")
+                f"output_attention={self.output_attention}{name}) -> Dense({self.vocab}{bias})")
 
     def attention_size(self, memory_depth):
         return self.attention_layer_size or memory_depth
@@ -80,7 +85,7 @@ class DecoderSpec:
     # --- Names ----------------------------------------------------------------------------
     @property
     def wrapper(self):
-        return f"{self.scope}/attention_wrapper"
+        return _join(self.scope, self.wrapper_name)
 
     def variables(self, input_depth, memory_depth):
         """{TF1 variable name: shape} of the decoder (the embedding and encoder aside)."""
@@ -103,7 +108,8 @@ class DecoderSpec:
                 self.cell.output_size + memory_depth, self.attention_layer_size)
         out = f"{self.scope}/{self.output_layer}"
         names[f"{out}/kernel"] = (self.output_depth(memory_depth), self.vocab)
-        names[f"{out}/bias"] = (self.vocab,)
+        if self.output_bias:
+            names[f"{out}/bias"] = (self.vocab,)
         return names
 
     # --- TF1 --------------------------------------------------------------------------------
@@ -120,11 +126,13 @@ class DecoderSpec:
         return tf1.AttentionWrapper(
             self.cell.family.tf1_cell(self.cell), mechanism,
             attention_layer_size=self.attention_layer_size,
-            output_attention=self.output_attention, initial_cell_state=initial_cell_state)
+            output_attention=self.output_attention, initial_cell_state=initial_cell_state,
+            name=None if self.wrapper_name == "attention_wrapper" else self.wrapper_name)
 
     def tf1_projection(self):
         import tensorflow as tf
-        return tf.compat.v1.layers.Dense(self.vocab, name=self.output_layer)
+        return tf.compat.v1.layers.Dense(self.vocab, name=self.output_layer,
+                                         use_bias=self.output_bias)
 
     def tf1_decode(self, memory, memory_lengths, initial_cell_state=None, *, inputs=None,
                    lengths=None, embedding=None, start_tokens=None, end_token=None,
@@ -182,7 +190,8 @@ class DecoderSpec:
             attention_layer_size=self.attention_layer_size,
             output_attention=self.output_attention, name="attention_decoder")
         cell.build_for(input_depth, memory_depth)
-        projection = keras.layers.Dense(self.vocab, name="output_projection")
+        projection = keras.layers.Dense(self.vocab, name="output_projection",
+                                        use_bias=self.output_bias)
         projection.build((None, self.output_depth(memory_depth)))
         return cell, projection
 
@@ -202,7 +211,9 @@ class DecoderSpec:
         if self.attention_layer_size:
             slots.append((f"{self.wrapper}/attention_layer/kernel", cell.attention_kernel))
         out = f"{self.scope}/{self.output_layer}"
-        slots += [(f"{out}/kernel", projection.kernel), (f"{out}/bias", projection.bias)]
+        slots.append((f"{out}/kernel", projection.kernel))
+        if self.output_bias:
+            slots.append((f"{out}/bias", projection.bias))
         return slots
 
     def to_keras(self, cell, projection, tf1):
