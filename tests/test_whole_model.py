@@ -534,7 +534,7 @@ def test_inspect_graph_names_every_op_the_conversion_would_refuse(tmp_path, caps
 
 
 def test_a_time_series_rnn_in_an_output_projection_wrapper_translates_whole(tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch, capsys):
     """Hands-On ML's chapter-14 model: OutputProjectionWrapper(BasicRNNCell(relu), 1) under
     dynamic_rnn, its loss and Adam step in the graph; the outputs and the loss translate."""
     from legacy_rnn import zoo
@@ -552,6 +552,13 @@ def test_a_time_series_rnn_in_an_output_projection_wrapper_translates_whole(tmp_
     expected = run_graph(prefix, ["outputs:0", "loss:0"], feeds)
     for got, want in zip(result.model(feeds), expected):
         np.testing.assert_allclose(np.asarray(got), want, atol=TOLERANCE, rtol=0)
+    # inspect --graph stops at the loop as the conversion does, though the training graph's While
+    # also reads its gradients' accumulators (it walked into them and refused them before).
+    status, out, _ = _inspect([prefix, "--graph", "--outputs=outputs:0,loss:0", "--json"],
+                              capsys)
+    report = json.loads(out)
+    assert status == 0 and report["refused"] == [] and report["translated"] == dict(
+        result.translated)
     # Planted: the projection read as tanh'ed (the cell's default activation, misplaced).
     monkeypatch.setattr(zoo.WRAPPERS["output_projection"], "options_in_graph",
                         lambda view, prefix: {"activation": "tanh"})

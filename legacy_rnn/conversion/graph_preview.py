@@ -37,22 +37,30 @@ def preview(checkpoint, output_names):
     # variables'), and left at the step inputs and lengths it reads, as the conversion does.
     # A block whose cells run as one op over the sequence (BlockLSTM) is that op alone, left at
     # its time-major input: the ops around it, under its scope, are translated.
-    static, sequence_ops = {}, {}
+    static, sequence_ops, dynamic = {}, {}, {}
     view = metagraph.GraphView(graph.as_graph_def())
     for name, block in blocks.items():
-        if any(metagraph.driver_tensors(graph, scope) is not None
-               for scope, *_ in metagraph.dynamic_scopes(block)):
+        calls = [found for scope, *_ in metagraph.dynamic_scopes(block)
+                 for found in [metagraph.driver_tensors(graph, scope)] if found is not None]
+        if calls:
+            # As the conversion does: the loop's output is the block's, fed the loop's own input
+            # and lengths; the ops around the loop under its scope (the transposes) are
+            # translated, and the loop is never walked (a training graph's While also reads
+            # the gradients' accumulators).
+            reads = [t for x, lengths, _ in calls for t in (x, lengths) if t is not None]
+            dynamic[name] = reads
+            sequence_ops.update({out.op.name: (name, reads) for _, _, out in calls})
             continue
         sequences = verify.sequence_tensors(graph, view, block)
         if sequences:
-            sequence_ops.update({h.op.name: (name, x) for x, h, _ in sequences.values()})
+            sequence_ops.update({h.op.name: (name, [x]) for x, h, _ in sequences.values()})
         else:
             static[name] = whole.static_reads(graph, block, view)
     # What the step inputs are computed from is not the block's, even under its scope (the PTB
     # tutorial slices inputs[:, t, :] inside its variable_scope "RNN").
     feeding = whole._ancestors([x for reads in static.values() if reads for x in reads.xs])
-    scopes = sorted(((p, name) for name in blocks if name not in {
-        n for n, _ in sequence_ops.values()} for p in (
+    fused = {n for n, _ in sequence_ops.values()} - set(dynamic)
+    scopes = sorted(((p, name) for name in blocks if name not in fused for p in (
         static[name].inside if static.get(name) else (f"{name}/",))),
         key=lambda pair: len(pair[0]), reverse=True)
     outputs = [model.tensor(n, "--outputs") for n in output_names]
@@ -65,12 +73,14 @@ def preview(checkpoint, output_names):
             continue
         seen.add(op.name)
         if op.name in sequence_ops:
-            scope, x = sequence_ops[op.name]
+            scope, reads = sequence_ops[op.name]
             reached.setdefault(scope, path)
-            queue.append((x.op, path + [x.op.name]))
+            queue.extend((t.op, path + [t.op.name]) for t in reads)
             continue
         scope = None if op.name in feeding else next(
             (name for p, name in scopes if op.name.startswith(p)), None)
+        if scope in dynamic and not _in_loop(op, whole):
+            scope = None  # an op around the loop: translated as the graph's
         entered = scope is not None and (len(path) == 1 or not any(
             path[-2].startswith(p) for p, name in scopes if name == scope))
         if entered and _in_loop(op, whole):  # the block's final state, read from outside
@@ -84,6 +94,9 @@ def preview(checkpoint, output_names):
             continue
         if scope is not None:
             reached.setdefault(scope, path)
+            if scope in dynamic and _in_loop(op, whole):
+                queue.extend((t.op, path + [t.op.name]) for t in dynamic[scope])
+                continue
         elif op.type in ("Placeholder", "PlaceholderWithDefault"):
             inputs.append(op)
             continue
@@ -102,7 +115,13 @@ def preview(checkpoint, output_names):
                             "why": "this translator does not know it"})
         else:
             translated[op.type] += 1
-        queue.extend((t.op, path + [t.op.name]) for t in op.inputs)
+        # Inputs the translation takes as constants (a Transpose's perm, computed by
+        # dynamic_rnn from a Range) are values, not ops to translate; a Reshape's computed
+        # shape stays an input.
+        constant = {i % max(len(op.inputs), 1) for i in whole.STATIC_INPUTS.get(op.type, {})
+                    } if op.type != "Reshape" else set()
+        queue.extend((t.op, path + [t.op.name]) for i, t in enumerate(op.inputs)
+                     if i not in constant)
     return {"checkpoint": prefix, "outputs": list(output_names),
             "inputs": [{"name": op.name, "dtype": op.outputs[0].dtype.name,
                         "shape": op.outputs[0].shape.as_list()
