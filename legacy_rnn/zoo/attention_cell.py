@@ -17,8 +17,9 @@ State: (the wrapped cell's state, attns [A], the window flattened [L * A]), zero
 `attn_length` is in no variable's shape: only the `.meta` graph shows it (the window's Reshape),
 else `convert --attn_length`; it is never assumed. The wrapped cell's own options (forget_bias,
 ...) are read as that cell's family reads them, under `attention_cell_wrapper/<cell>`.
-`state_is_tuple=False` (one concatenated state) computes the same outputs; only a whole model
-reading its final state would see the difference.
+`state_is_tuple=False` (one concatenated state) is not reproduced: its variables are the same, so
+such a checkpoint is read as this family, and the check against the user's graph (which feeds the
+loop's input and reads its output) decides; it is not tested here.
 """
 import numpy as np
 import tensorflow as tf
