@@ -15,6 +15,8 @@ under `KERAS_BACKEND=jax` or `torch` too. Each cell is used through `keras.layer
   TF1 side: `legacy_rnn.zoo.multi`);
 - `AttentionCell`: tf.contrib's `AttentionCellWrapper` around any cell (TF1 side:
   `legacy_rnn.zoo.attention_cell`);
+- `IdsEmbedding`: tf.contrib's `EmbeddingWrapper` lookup before a block (TF1 side:
+  `legacy_rnn.zoo.embedding`);
 - `keras2_hard_sigmoid`: Keras 2's `hard_sigmoid`, `clip(0.2 x + 0.5, 0, 1)`;
 - `length_mask`, `reverse_within_length`, `zero_past_length`: what TF1's `sequence_length` does,
   as plain `keras.ops` (saved as Keras ops in a functional model: no registration needed).
@@ -447,3 +449,27 @@ class StackedCell(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(),
                 "cells": [keras.saving.serialize_keras_object(c) for c in self.cells]}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IdsEmbedding(keras.layers.Layer):
+    """tf.contrib's `EmbeddingWrapper` lookup before a block's recurrent layers: `x [B, T, 1]` of
+    ids (as any number type; cast to int32) -> `embeddings[x] [B, T, size]`. Weights:
+    `embeddings [classes, size]`."""
+
+    def __init__(self, classes, size, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.size = size
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight((self.classes, self.size), name="embeddings")
+
+    def call(self, x):
+        return ops.take(self.embeddings, ops.cast(x[..., 0], "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.size)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "size": self.size}

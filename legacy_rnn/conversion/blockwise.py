@@ -208,8 +208,9 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
             difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
             why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
                    if old_names else "no .meta beside the checkpoint" if not meta else
-                   "a static driver's wrapped cell run with sequence_length: its wrappers' "
-                   "steps are inside the driver's cond branches, where they cannot be fed" if
+                   "a static driver's wrapped cell whose wrappers' steps the graph does not "
+                   "show where they can be fed (inside the driver's cond branches with "
+                   "sequence_length, or an EmbeddingWrapper's lookup)" if
                    block.wrappers and block.driver == "static" else "the .meta does not show where the block's cells run: neither steps of "
                    "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
                    "a fused op over the sequence")

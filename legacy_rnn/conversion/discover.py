@@ -67,10 +67,13 @@ def find_cells(shapes, view=None):
                 prefixes.add(name[:-len(rel)].rstrip("/"))
     cells, used = [], set()
     decoders = decoder_wrappers(shapes)  # their cells read concat([input, attention])
+    legacy = {name for name in decoder_owned(shapes) if "/embedding_attention_decoder/" not in
+              f"/{name}"}  # embedding_attention_seq2seq's encoder: the seq2seq converter's
     # Shortest first: a GRU's scope before its `candidate` sub-scope (whose kernel and bias alone
     # would pass for a BasicRNNCell).
     for prefix in sorted(prefixes, key=len):
-        if any(prefix.startswith(w + "/") for w in decoders):
+        if any(prefix.startswith(w + "/") for w in decoders) or any(
+                name.startswith(prefix + "/") for name in legacy):
             continue
         own = {name[len(prefix) + 1:] if prefix else name: shape for name, shape in shapes.items()
                if (name.startswith(prefix + "/") if prefix else True) and name not in used}
@@ -233,7 +236,6 @@ def _tutorial_pair(kernel, bias):
 # them is refused naming them.
 NOT_CONVERTED = {
     "lstm_fused_cell": "tf.contrib's LSTMBlockFusedCell",
-    "embedding_wrapper": "tf.contrib's EmbeddingWrapper",
     "attention_wrapper": "tf.contrib.seq2seq's AttentionWrapper (an attention decoder; "
                          "legacy_rnn.seq2seq reproduces it and has its Keras twin, "
                          "docs/migration.md)",

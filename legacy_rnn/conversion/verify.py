@@ -30,8 +30,11 @@ from legacy_rnn.zoo.graphview import MAIN, GraphView
 BATCH, TIME = 5, 7
 
 
-def random_case(rng, input_size, batch=BATCH, time=TIME):
-    x = rng.normal(size=(batch, time, input_size)).astype(np.float32)
+def random_case(rng, input_size, batch=BATCH, time=TIME, classes=None):
+    """(x, lengths): x normal, or ids below `classes` (a block reading ids); lengths from 0 to
+    time, the first whole."""
+    x = (rng.integers(0, classes, (batch, time, input_size)).astype(np.int32) if classes else
+         rng.normal(size=(batch, time, input_size)).astype(np.float32))
     lengths = rng.integers(0, time + 1, batch).astype(np.int32)
     lengths[0] = time
     return x, lengths
@@ -295,7 +298,7 @@ def run_calls(graph, sess, block, rng, notes):
         batch = (x_tensor.shape[1] or (lengths_tensor.shape[0] if lengths_tensor is not None
                                        and lengths_tensor.shape.rank == 1 else None) or BATCH)
         time = x_tensor.shape[0] or TIME
-        x, lengths = random_case(rng, size, batch, time)
+        x, lengths = random_case(rng, size, batch, time, block.id_classes)
         if lengths_tensor is None:
             lengths[:] = time
         feed = {x_tensor: x.transpose(1, 0, 2),
@@ -400,11 +403,12 @@ def against_graph(block, model, prefix, meta, rng):
 def against_rebuild(block, model, weights, input_size, rng):
     """Largest difference between this project's TF1 graph of `block` (the checkpoint's weights)
     and the Keras block, on random inputs and lengths."""
-    x, lengths = random_case(rng, input_size)
+    x, lengths = random_case(rng, input_size, classes=block.id_classes)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)  # initialisers exist (then overwritten): op determinism
-        xs = tf.compat.v1.placeholder(tf.float32, [None, TIME, input_size])  # static: a fixed T
+        xs = tf.compat.v1.placeholder(tf.int32 if block.id_classes else tf.float32,
+                                      [None, TIME, input_size])  # static: a fixed T
         ls = tf.compat.v1.placeholder(tf.int32, [None])
         outputs, _ = zoo.tf1_block(block, xs, ls)
         with tf.compat.v1.Session(graph=graph) as sess:

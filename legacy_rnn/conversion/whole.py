@@ -834,8 +834,9 @@ def _compare(model, outputs, translator, keras_model, inputs):
         found = dict(zip(trainable, own))
         by_block = {}
         for (b, name, _), grads in zip(block_layers, layer_grads):
-            by_block.setdefault(id(b.block), (b.block, {}))[1][name] = [np.asarray(g)
-                                                                        for g in grads]
+            # (A lookup's gradient comes as IndexedSlices: made dense.)
+            by_block.setdefault(id(b.block), (b.block, {}))[1][name] = [
+                np.asarray(tf.convert_to_tensor(g)) for g in grads]
         for block, grads in by_block.values():
             found.update(blocks.from_keras(block, grads, gradients=True))
     # The graph's side: its loss built with the same weights (fed), before a session runs it.

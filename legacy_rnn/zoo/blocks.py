@@ -69,6 +69,11 @@ class Block:
     def __post_init__(self):
         object.__setattr__(self, "levels", _levels(self.levels))
         object.__setattr__(self, "wrappers", tuple(self.wrappers))
+        readers = [i for i, w in enumerate(self.wrappers) if w.wrapper.reads_ids]
+        inputs = [i for i, w in enumerate(self.wrappers) if w.wrapper.side == "input"]
+        if readers and readers != inputs[:1]:
+            raise UserError("An EmbeddingWrapper is the outermost of a block's input-side "
+                            "wrappers (what reads the ids); wrap the others inside it.")
         if self.wrappers and self.direction == "stack_bidirectional":
             raise UserError("A stack_bidirectional block has no wrappers around its cells: "
                             "each level's cells are passed one by one (wrap them per level).")
@@ -124,6 +129,13 @@ class Block:
             inner.append(out)
             out = spec.wrapper.output_size(spec, out)
         return reads, inner[::-1], cell_input, out
+
+    @property
+    def id_classes(self):
+        """The number of ids the block reads (its outermost wrapper an EmbeddingWrapper), or
+        None for a block reading vectors."""
+        readers = [w for w in self.wrappers if w.wrapper.reads_ids]
+        return readers[0].classes if readers else None
 
     def wrapped(self):
         """[(keras layer name, WrapperSpec, TF1 prefix of its scope, half, index)], each

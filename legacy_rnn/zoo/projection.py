@@ -39,8 +39,9 @@ class _Projection(tf.compat.v1.nn.rnn_cell.RNNCell):
             return self._cell.zero_state(batch_size, dtype)
 
     def _weights(self, rows):
-        self._kernel = self.add_weight("kernel", shape=[rows, self._size])
-        self._bias = self.add_weight("bias", shape=[self._size],
+        # float32 whatever the wrapper reads (around an EmbeddingWrapper: ids).
+        self._kernel = self.add_weight("kernel", shape=[rows, self._size], dtype=tf.float32)
+        self._bias = self.add_weight("bias", shape=[self._size], dtype=tf.float32,
                                      initializer=tf.compat.v1.zeros_initializer())
         self.built = True
 

@@ -36,6 +36,7 @@ class WrapperSpec:
     kind: str
     size: int
     activation: str = "linear"
+    classes: int | None = None  # EmbeddingWrapper's embedding_classes
 
     def __post_init__(self):
         if self.kind not in WRAPPERS:
@@ -52,6 +53,8 @@ class WrapperSpec:
         return WRAPPERS[self.kind]
 
     def describe(self, inner):
+        if self.classes is not None:
+            return f"{self.wrapper.tf1_name}({inner}, {self.classes}, {self.size})"
         extra = "" if self.activation == "linear" else f", activation={self.activation}"
         return f"{self.wrapper.tf1_name}({inner}, {self.size}{extra})"
 
@@ -62,6 +65,7 @@ class Wrapper:
     tf1_name = ""  # e.g. "OutputProjectionWrapper"
     scope = ""  # the variable scope TF1 gives it, e.g. "output_projection_wrapper"
     side = ""  # "input": it maps what the cell reads; "output": what the cell writes
+    reads_ids = False  # the block then reads ids `[batch, time, 1]` (EmbeddingWrapper)
 
     def cell_input_size(self, spec, input_size):
         """The size of what the wrapped cell reads, from the size of what the wrapper reads."""
