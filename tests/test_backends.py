@@ -21,7 +21,8 @@ def _one_per_twin(cases):
     out, seen = {}, set()
     for name, block in cases.items():
         spec = block.levels[0].cell
-        twin = (type(spec.family.keras_cell(spec)).__name__, bool(block.wrappers))
+        twin = (type(spec.family.keras_cell(spec)).__name__,
+                tuple(w.kind for w in block.wrappers))
         if len(block.levels) == 1 and twin not in seen:
             seen.add(twin)
             out[name] = block

@@ -43,6 +43,8 @@ ZOO_CASES = {
     "OutputProjectionWrapper(InputProjectionWrapper(GRUCell), tanh)": zoo.Block(
         [C("gru", 3)], wrappers=[zoo.WrapperSpec("output_projection", 2, "tanh"),
                                  zoo.WrapperSpec("input_projection", 4, "relu")]),
+    "EmbeddingWrapper(BasicLSTMCell), over ids": zoo.Block(
+        [C("basic_lstm", 3)], wrappers=[zoo.WrapperSpec("embedding", 4, classes=9)]),
 }
 
 
@@ -86,7 +88,9 @@ def _experiment_cases(directory, rng):
 def _zoo_cases(directory, rng, zoo_cases):
     cases = []
     for k, (name, block) in enumerate(zoo_cases.items()):
-        x = rng.normal(size=(5, 6, 3)).astype(np.float32)
+        classes = block.id_classes  # a block over an EmbeddingWrapper reads ids
+        x = (rng.integers(0, classes, (5, 6, 1)).astype(np.int32) if classes else
+             rng.normal(size=(5, 6, 3)).astype(np.float32))
         lengths = np.array([6, 1, 4, 0, 3], np.int32)
         graph = tf.Graph()
         with graph.as_default():
@@ -96,7 +100,7 @@ def _zoo_cases(directory, rng, zoo_cases):
         sess = _bumped_session(graph, 2)
         expected, weights = sess.run([outputs, variables])
         sess.close()
-        model = zoo.keras_block(block, 3, name=f"zoo_{k}")
+        model = zoo.keras_block(block, x.shape[-1], name=f"zoo_{k}")
         blocks.to_keras(block, model, weights)
         model.save(os.path.join(directory, f"zoo_{k}.keras"))
         _save_inputs(os.path.join(directory, f"zoo_{k}.npz"), [x, lengths], expected=expected)
