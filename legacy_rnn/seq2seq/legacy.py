@@ -1,9 +1,10 @@
 """tf.contrib.legacy_seq2seq (the old translate tutorial) in graph mode on today's TensorFlow.
 
-Written from TF 1.15's `contrib/legacy_seq2seq/python/ops/seq2seq.py` and `contrib/rnn`'s
-`EmbeddingWrapper` / `OutputProjectionWrapper`: `rnn_decoder`, `attention_decoder`,
-`embedding_attention_decoder` and `embedding_attention_seq2seq`, statically unrolled over lists
-of per-step tensors, with TF 1.15's variable names. `_linear` is TF's: `kernel` and `bias` (zeros)
+Written from TF 1.15's `contrib/legacy_seq2seq/python/ops/seq2seq.py` (contrib/rnn's
+`EmbeddingWrapper` and `OutputProjectionWrapper` are the zoo's, `zoo/embedding.py` and
+`zoo/projection.py`): `rnn_decoder`, `attention_decoder`, `embedding_attention_decoder` and
+`embedding_attention_seq2seq`, statically unrolled over lists of per-step tensors, with TF 1.15's
+variable names. `_linear` is TF's: `kernel` and `bias` (zeros)
 created in the current scope over the concatenated arguments.
 
 attention_decoder (scope `attention_decoder`), per head a (D = attention_states' depth):
@@ -20,8 +21,10 @@ The initial attentions are zeros, or computed from the initial state with
 `initial_state_attention=True`. With a `loop_function` (feed_previous), step i > 0 reads
 embedding(argmax(previous output @ W + B)) instead of its input.
 """
-import numpy as np
 import tensorflow as tf
+
+from legacy_rnn.zoo.embedding import EmbeddingWrapper  # tf.contrib's, reproduced
+from legacy_rnn.zoo.projection import OutputProjectionWrapper
 
 v1 = tf.compat.v1
 
@@ -36,55 +39,6 @@ def _linear(args, output_size, bias=True):
         out = tf.nn.bias_add(out, v1.get_variable("bias", [output_size], dtype=args[0].dtype,
                                                   initializer=v1.constant_initializer(0.0)))
     return out
-
-
-class EmbeddingWrapper(v1.nn.rnn_cell.RNNCell):
-    """contrib's EmbeddingWrapper: ids -> `embedding` [classes, size] -> the wrapped cell."""
-
-    def __init__(self, cell, embedding_classes, embedding_size):
-        super().__init__()
-        self._cell, self._classes, self._size = cell, embedding_classes, embedding_size
-
-    @property
-    def state_size(self):
-        return self._cell.state_size
-
-    @property
-    def output_size(self):
-        return self._cell.output_size
-
-    def zero_state(self, batch_size, dtype):
-        return self._cell.zero_state(batch_size, dtype)
-
-    def call(self, inputs, state):
-        sqrt3 = np.sqrt(3.0)
-        embedding = v1.get_variable("embedding", [self._classes, self._size],
-                                    initializer=v1.random_uniform_initializer(-sqrt3, sqrt3))
-        embedded = tf.nn.embedding_lookup(embedding, tf.reshape(inputs, [-1]))
-        return self._cell(embedded, state)
-
-
-class OutputProjectionWrapper(v1.nn.rnn_cell.RNNCell):
-    """contrib's OutputProjectionWrapper: the wrapped cell's output @ kernel + bias."""
-
-    def __init__(self, cell, output_size):
-        super().__init__()
-        self._cell, self._output_size = cell, output_size
-
-    @property
-    def state_size(self):
-        return self._cell.state_size
-
-    @property
-    def output_size(self):
-        return self._output_size
-
-    def zero_state(self, batch_size, dtype):
-        return self._cell.zero_state(batch_size, dtype)
-
-    def call(self, inputs, state):
-        output, state = self._cell(inputs, state)
-        return _linear(output, self._output_size), state
 
 
 def extract_argmax_and_embed(embedding, output_projection=None):
