@@ -19,28 +19,15 @@ from legacy_rnn import keras_cells
 from legacy_rnn.zoo import wrappers
 
 
-class EmbeddingWrapper(tf.compat.v1.nn.rnn_cell.RNNCell):
+class EmbeddingWrapper(wrappers.WrappingCell):
     """contrib's EmbeddingWrapper on today's TF, with its variable name and lookup."""
 
     def __init__(self, cell, embedding_classes, embedding_size, initializer=None, name=None,
                  **kwargs):
-        super().__init__(name=name, **kwargs)
-        self._cell = cell
+        super().__init__(cell, name=name, **kwargs)
         self._classes = embedding_classes
         self._size = embedding_size
         self._initializer = initializer
-
-    @property
-    def state_size(self):
-        return self._cell.state_size
-
-    @property
-    def output_size(self):
-        return self._cell.output_size
-
-    def zero_state(self, batch_size, dtype):
-        with tf.name_scope(type(self).__name__ + "ZeroState"):
-            return self._cell.zero_state(batch_size, dtype)
 
     def build(self, inputs_shape):
         # contrib: the given initializer, else the scope's, else uniform with variance 1.

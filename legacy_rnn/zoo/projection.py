@@ -21,22 +21,13 @@ _TF1_ACTIVATIONS = {"linear": None, "tanh": tf.tanh, "sigmoid": tf.sigmoid, "rel
                     "softsign": tf.nn.softsign, "elu": tf.nn.elu}
 
 
-class _Projection(tf.compat.v1.nn.rnn_cell.RNNCell):
+class _Projection(wrappers.WrappingCell):
     """The two wrappers on today's TF, with TF 1.15's variable names and math."""
 
     def __init__(self, cell, size, activation=None, name=None, **kwargs):
-        super().__init__(name=name, **kwargs)
-        self._cell = cell
+        super().__init__(cell, name=name, **kwargs)
         self._size = size
         self._activation = activation
-
-    @property
-    def state_size(self):
-        return self._cell.state_size
-
-    def zero_state(self, batch_size, dtype):
-        with tf.name_scope(type(self).__name__ + "ZeroState"):
-            return self._cell.zero_state(batch_size, dtype)
 
     def _weights(self, rows):
         # float32 whatever the wrapper reads (around an EmbeddingWrapper: ids).
@@ -51,10 +42,6 @@ class _Projection(tf.compat.v1.nn.rnn_cell.RNNCell):
 
 
 class InputProjectionWrapper(_Projection):
-    @property
-    def output_size(self):
-        return self._cell.output_size
-
     def build(self, inputs_shape):
         self._weights(inputs_shape[-1])
 

@@ -14,6 +14,8 @@ have no variables and no scope, are a level's settings instead (`blocks.Level`).
 """
 import dataclasses
 
+import tensorflow as tf
+
 from legacy_rnn.errors import UserError
 from legacy_rnn.facts import ACTIVATIONS
 
@@ -115,6 +117,27 @@ class Wrapper:
     def from_keras_layer(self, layer, activation_name):
         """The WrapperSpec of a Keras layer this wrapper's twin wrote, or None."""
         return None
+
+
+class WrappingCell(tf.compat.v1.nn.rnn_cell.RNNCell):
+    """The TF1 side's base of contrib's stateless wrappers (the state and its zeros are the wrapped
+    cell's; the output too unless the wrapper maps it)."""
+
+    def __init__(self, cell, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self._cell = cell
+
+    @property
+    def state_size(self):
+        return self._cell.state_size
+
+    @property
+    def output_size(self):
+        return self._cell.output_size
+
+    def zero_state(self, batch_size, dtype):
+        with tf.name_scope(type(self).__name__ + "ZeroState"):
+            return self._cell.zero_state(batch_size, dtype)
 
 
 def layer_name(half, index, spec):
