@@ -514,8 +514,13 @@ def to_keras_model(checkpoint, output_names, inputs_npz=None, seed=0):
                                             first, last, x, lengths, scope)
         boundaries.update(_sequence_op_boundaries(graph, view, result, keras_block))
     every = model.placeholders(outputs)
+    # A block that reads ids (an EmbeddingWrapper) looks them up inside its loop, where the
+    # generator does not follow them: the placeholders its loop input comes from are its ids.
+    id_ranges = {name: b.block.id_classes for b in boundaries.values()
+                 if getattr(b, "x", None) is not None and b.block.id_classes
+                 for name in _ancestors([b.x])}
     given = (user_model.read_inputs_npz(inputs_npz, every) if inputs_npz else
-             user_model.generate_inputs(model, every))
+             user_model.generate_inputs(model, every, id_ranges))
     needed = _ancestors(outputs)
     for result, keras_block in blocks:
         if not any(b.block is result.block for b in boundaries.values()):

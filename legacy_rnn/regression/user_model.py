@@ -14,7 +14,8 @@ computed, in execution order (TensorFlow's debug dumps, grappler off, one inter-
 inside a TF1 `while` loop once per iteration): on CHANGED the check walks that order and names
 the first op whose output differs beyond rounding, with its type and how its inputs compare.
 
-Generated inputs: a placeholder whose value indexes an embedding (Gather) gets ids within the
+Generated inputs: a placeholder whose value indexes an embedding (Gather; or, as the whole-model
+translation tells it, a converted block's EmbeddingWrapper inside its loop) gets ids within the
 table's rows, one read as labels by a sparse softmax gets classes within the logits' width, any
 other rank-1 integer placeholder lengths within the time dimension; booleans False, float
 scalars 1.0 (keep probabilities); other floats N(0, 1). Unknown dimensions: batch 4, time 5.
@@ -263,8 +264,10 @@ def _reshaped_to_one_row(tensor):
     return False
 
 
-def generate_inputs(model, placeholders):
-    """{placeholder name: array}, deterministic (a numpy generator seeded by each name)."""
+def generate_inputs(model, placeholders, id_ranges=None):
+    """{placeholder name: array}, deterministic (a numpy generator seeded by each name).
+    `id_ranges`: {placeholder name: number of ids} that the caller knows (a converted block's
+    EmbeddingWrapper reads them inside its loop)."""
     out, time = {}, TIME
     known_time = [_static_dim(op.outputs[0], 1) for op in placeholders
                   if op.outputs[0].shape.rank and op.outputs[0].shape.rank >= 2]
@@ -289,6 +292,8 @@ def generate_inputs(model, placeholders):
             out[op.name] = rng.normal(size=shape).astype(dtype.as_numpy_dtype)
         elif dtype.is_integer:
             span = integer_range(op)
+            if span is None and (id_ranges or {}).get(op.name):
+                span = 0, id_ranges[op.name], "ids of a block's EmbeddingWrapper"
             if span is None:
                 raise UserError(f"Placeholder {op.name} ({dtype.name}, shape {shape}) is "
                                 "neither ids of an embedding, labels of a sparse softmax nor "
