@@ -22,7 +22,15 @@ TOLERANCE = legacy_checkpoint.TOLERANCE
 SOURCE, TARGET, ENC, DEC, EMB, UNITS = 4, 3, 7, 6, 3, 4
 
 
-def build_user_graph(prefix, feed_previous=False, user_projection=False, buckets=False):
+def _cell(stack):
+    """The tutorial's cell: BasicLSTMCell(forget_bias=0.5), or with `stack` the tutorial's
+    num_layers > 1, a MultiRNNCell (here of that LSTM and a GRUCell)."""
+    lstm = v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5)
+    return v1.nn.rnn_cell.MultiRNNCell([lstm, v1.nn.rnn_cell.GRUCell(UNITS)]) if stack else lstm
+
+
+def build_user_graph(prefix, feed_previous=False, user_projection=False, buckets=False,
+                     stack=False):
     """Placeholders encoder0.. / decoder0.. / target0.. as the tutorial feeds them ->
     embedding_attention_seq2seq(BasicLSTMCell(forget_bias=0.5), num_heads=2,
     initial_state_attention=True) -> sparse softmax loss, Adam; saved with its .meta. With
@@ -41,10 +49,9 @@ def build_user_graph(prefix, feed_previous=False, user_projection=False, buckets
             for j, (s, t) in enumerate(sizes):
                 with v1.variable_scope(v1.get_variable_scope(), reuse=True if j else None):
                     outputs, _ = legacy.embedding_attention_seq2seq(
-                        enc[:s], dec[:t], v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5),
-                        ENC, DEC, EMB, num_heads=2, output_projection=projection,
-                        feed_previous=feed_previous, initial_state_attention=True,
-                        encoder_cell=v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5))
+                        enc[:s], dec[:t], _cell(stack), ENC, DEC, EMB, num_heads=2,
+                        output_projection=projection, feed_previous=feed_previous,
+                        initial_state_attention=True, encoder_cell=_cell(stack))
         logits = [o if projection is None else v1.nn.xw_plus_b(o, *projection) for o in outputs]
         loss = tf.add_n([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=t, logits=l)) for t, l in zip(targets, logits)])
@@ -118,3 +125,33 @@ def test_a_feed_previous_graph_and_a_missing_meta_are_refused(tmp_path):
     assert not os.path.exists(tmp_path / "out")
     with pytest.raises(UserError, match="initial_state_attention cannot be read"):
         legacy_checkpoint.find(checkpoints.list_variables(prefix), None)
+
+
+def test_the_tutorials_multi_layer_cell_is_read_and_checked_against_the_users_graph(tmp_path):
+    """translate.py's num_layers > 1: a MultiRNNCell in the encoder and in the decoder."""
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), stack=True)
+    found, weights = _found(prefix)
+    spec = found.spec
+    assert spec.cell.describe() == ("MultiRNNCell([BasicLSTMCell(4, forget_bias=0.5), "
+                                    "GRUCell(4)])")
+    assert found.sources["decoder cell_0.forget_bias"] == "the .meta graph"
+    got, _ = legacy_checkpoint.run_graph(prefix, found)
+    difference = legacy_checkpoint.difference(found, weights, got)
+    print("legacy MultiRNNCell:", difference)
+    assert difference <= TOLERANCE
+    # Planted: the bottom level's forget_bias at BasicLSTMCell's default.
+    wrong = CellSpec.make(spec.cell.kind, UNITS, **{**dict(spec.cell.options),
+                                                   "cell_0.forget_bias": 1.0})
+    planted = dataclasses.replace(found, spec=dataclasses.replace(spec, cell=wrong))
+    assert legacy_checkpoint.difference(planted, weights, got) > 10 * TOLERANCE
+    # Written by convert and loaded back: the same weights under the tutorial's names.
+    out = str(tmp_path / "out")
+    results, _ = blockwise.to_keras_blocks(prefix, out)
+    assert not results  # the encoder is the model's, not a block of its own
+    with open(os.path.join(out, "blocks.json")) as f:
+        (report,) = json.load(f)["decoders"]
+    assert report["ok"] and report["largest_difference"] <= TOLERANCE
+    layers = keras_decoder.load_layers(os.path.join(out, report["file"][:-len(".json")]))
+    back = spec.to_tf1(layers)
+    assert set(back) == set(weights)
+    assert max(np.max(np.abs(back[k] - weights[k])) for k in back) <= 1e-7

@@ -291,8 +291,8 @@ class LegacySpec:
     def query_order(self):
         """The cell's Keras states in the order TF1 flattens its state (the attention query)."""
         import tensorflow as tf
-        return tf.nest.flatten(self.cell.family.state_from_keras(self.cell, [0, 1][:len(
-            _state_sizes(self.cell))]))
+        return tf.nest.flatten(self.cell.family.state_from_keras(self.cell, list(range(len(
+            _state_sizes(self.cell))))))
 
     def variables(self):
         u, e, d, h = self.cell.output_size, self.embedding_size, self.cell.output_size, \

@@ -72,8 +72,8 @@ def _found(scope, shapes, view, source):
             "AttnOutputProjection"}
         if len(cell_scopes) != 1:
             raise UserError(f"{prefix}/ in {source} holds {sorted(cell_scopes) or 'no'} cell "
-                            "scopes; embedding_attention_seq2seq wraps one cell (a "
-                            "MultiRNNCell there is not converted yet).")
+                            "scopes; embedding_attention_seq2seq wraps one cell (or one "
+                            "MultiRNNCell).")
         cell_scope = cell_scopes.pop()
         own = {k[len(cell_scope) + 1:]: s for k, s in rel.items()
                if k.startswith(cell_scope + "/")}
