@@ -175,3 +175,21 @@ def test_a_damaged_decoder_file_is_refused_with_a_paragraph(tmp_path):
         f.write(b"not a zip")
     with pytest.raises(UserError, match="cannot be read as a converted decoder"):
         keras_decoder.load_layers(stem)
+
+
+def test_an_attention_wrapper_at_the_top_scope_leaves_the_encoder_a_block():
+    """A decoder built outside any scope (`attention_wrapper/`, `memory_layer/`, `dense/` at the
+    top): its cell is the seq2seq converter's, the encoder beside it still a block (the whole
+    checkpoint was once taken for the decoder's, and the encoder skipped)."""
+    from legacy_rnn.conversion import discover
+    shapes = {"encoder/lstm_cell/kernel": (EMBED + UNITS, 4 * UNITS),
+              "encoder/lstm_cell/bias": (4 * UNITS,),
+              "attention_wrapper/lstm_cell/kernel": (EMBED + 5 + UNITS, 4 * UNITS),
+              "attention_wrapper/lstm_cell/bias": (4 * UNITS,),
+              "attention_wrapper/attention_layer/kernel": (2 * UNITS, 5),
+              "memory_layer/kernel": (UNITS, UNITS), "dense/kernel": (5, VOCAB),
+              "dense/bias": (VOCAB,)}
+    found, _ = discover.discover(shapes)
+    assert [f.block.prefix for f in found] == ["encoder"]
+    (decoder,) = checkpoint.find_decoders(shapes, None)
+    assert decoder.spec.scope == "" and decoder.spec.cell.kind == "lstm"

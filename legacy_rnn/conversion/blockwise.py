@@ -211,7 +211,8 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
                    "a static driver's wrapped cell whose wrappers' steps the graph does not "
                    "show where they can be fed (inside the driver's cond branches with "
                    "sequence_length, or an EmbeddingWrapper's lookup)" if
-                   block.wrappers and block.driver == "static" else "the .meta does not show where the block's cells run: neither steps of "
+                   block.wrappers and block.driver == "static" else
+                   "the .meta does not show where the block's cells run: neither steps of "
                    "concat([x, h]) @ kernel nor dynamic_rnn calls where TF1 names them nor "
                    "a fused op over the sequence")
             against = f"this project's TF1 rebuild of the block ({why})"

@@ -13,7 +13,8 @@ by the scopes the TF1 drivers create around them (each driver's `patterns`, `zoo
 `<cell>` is the cell's scope: TF1's default (`lstm_cell`, `gru_cell`, ...) or a name the code
 gave it. A wrapper with variables (`zoo/wrappers.py`: `output_projection_wrapper`, ...) may sit
 between a forward or bidirectional driver's scope and the cell or `multi_rnn_cell` it wraps:
-`ROOT/output_projection_wrapper/<cell>`, `ROOT/fw/input_projection_wrapper/multi_rnn_cell/...`. Everything else gets a guess (a dense layer, an embedding, optimizer state, ...).
+`ROOT/output_projection_wrapper/<cell>`, `ROOT/fw/input_projection_wrapper/multi_rnn_cell/...`.
+Everything else gets a guess (a dense layer, an embedding, optimizer state, ...).
 """
 import dataclasses
 import re
@@ -66,14 +67,14 @@ def find_cells(shapes, view=None):
             if name.endswith("/" + rel) or name == rel:
                 prefixes.add(name[:-len(rel)].rstrip("/"))
     cells, used = [], set()
-    decoders = decoder_wrappers(shapes)  # their cells read concat([input, attention])
-    legacy = {name for name in decoder_owned(shapes) if "/embedding_attention_decoder/" not in
-              f"/{name}"}  # embedding_attention_seq2seq's encoder: the seq2seq converter's
+    # The seq2seq converter's: a contrib AttentionWrapper's cell (it reads concat([input,
+    # attention])), and the whole of a legacy embedding_attention_seq2seq (its encoder too).
+    theirs = [w + "/" for w in decoder_wrappers(shapes)] + [
+        s + "/" for s in legacy_seq2seq_scopes(shapes)]
     # Shortest first: a GRU's scope before its `candidate` sub-scope (whose kernel and bias alone
     # would pass for a BasicRNNCell).
     for prefix in sorted(prefixes, key=len):
-        if any(prefix.startswith(w + "/") for w in decoders) or any(
-                name.startswith(prefix + "/") for name in legacy):
+        if any(f"{prefix}/".startswith(scope) for scope in theirs):
             continue
         own = {name[len(prefix) + 1:] if prefix else name: shape for name, shape in shapes.items()
                if (name.startswith(prefix + "/") if prefix else True) and name not in used}
@@ -287,15 +288,20 @@ def decoder_wrappers(names):
     return found
 
 
+def legacy_seq2seq_scopes(names):
+    """The scopes of legacy_seq2seq embedding_attention_seq2seq models among the names (the
+    scope above `embedding_attention_decoder/attention_decoder/`)."""
+    return {f"/{name}".split("/embedding_attention_decoder/")[0][1:] for name in names
+            if "/embedding_attention_decoder/attention_decoder/" in f"/{name}"}
+
+
 def decoder_owned(names):
     """The names that belong to an attention decoder, which `legacy_rnn.seq2seq` finds and
     converts (blockwise): everything under a legacy_seq2seq embedding_attention_seq2seq's scope
     (its encoder's EmbeddingWrapper included), and under the scope holding a tf.contrib.seq2seq
     AttentionWrapper."""
-    scopes = {wrapper.rpartition("/")[0] for wrapper in decoder_wrappers(names)}
-    for name in names:
-        if "/embedding_attention_decoder/attention_decoder/" in f"/{name}":
-            scopes.add(f"/{name}".split("/embedding_attention_decoder/")[0][1:])
+    scopes = {wrapper.rpartition("/")[0] for wrapper in decoder_wrappers(names)} | \
+        legacy_seq2seq_scopes(names)
     return {n for n in names for scope in scopes
             if not scope or n.startswith(scope + "/")}
 

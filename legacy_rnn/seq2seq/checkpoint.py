@@ -2,13 +2,14 @@
 `.meta` graph, converted to the Keras twin and checked against the user's own graph.
 
 Found by contrib's names (`legacy_rnn.seq2seq.decoder` lists them): a scope holding
-`attention_wrapper/` (or nmt's `attention/`) with one cell, the mechanism's variables (Bahdanau: query_layer, attention_v,
-with normalize attention_g and attention_b; Luong: attention_g with scale, nothing without), the
-optional attention_layer, a `memory_layer/kernel` whose width is the mechanism's, and one dense
-layer beside the wrapper (the output projection, with or without its bias). What shapes cannot say is read from the graph:
-the cell's options (as the zoo reads them) and `output_attention` when the attention vector and the
-cell's output have the same width (does the projection read the attention layer's MatMul, or the
-cell?). Without a `.meta`, a question the shapes leave open is refused, never guessed.
+`attention_wrapper/` (or nmt's `attention/`) with one cell, the mechanism's variables (Bahdanau:
+query_layer, attention_v, with normalize attention_g and attention_b; Luong: attention_g with
+scale, nothing without), the optional attention_layer, a `memory_layer/kernel` whose width is the
+mechanism's, and one dense layer beside the wrapper (the output projection, with or without its
+bias). What shapes cannot say is read from the graph: the cell's options (as the zoo reads them)
+and `output_attention` when the attention vector and the cell's output have the same width (does
+the projection read the attention layer's MatMul, or the cell?). Without a `.meta`, a question the
+shapes leave open is refused, never guessed.
 
 The check runs the user's graph (imported from its `.meta`, dropout passed through) on generated
 inputs and reads the values its `dynamic_decode` loop starts from: the mechanism's memory (the

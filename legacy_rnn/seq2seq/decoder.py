@@ -106,7 +106,7 @@ class DecoderSpec:
         if self.attention_layer_size:
             names[f"{self.wrapper}/attention_layer/kernel"] = (
                 self.cell.output_size + memory_depth, self.attention_layer_size)
-        out = f"{self.scope}/{self.output_layer}"
+        out = _join(self.scope, self.output_layer)
         names[f"{out}/kernel"] = (self.output_depth(memory_depth), self.vocab)
         if self.output_bias:
             names[f"{out}/bias"] = (self.vocab,)
@@ -210,7 +210,7 @@ class DecoderSpec:
             slots.append((f"{mech}/attention_g", m.attention_g))
         if self.attention_layer_size:
             slots.append((f"{self.wrapper}/attention_layer/kernel", cell.attention_kernel))
-        out = f"{self.scope}/{self.output_layer}"
+        out = _join(self.scope, self.output_layer)
         slots.append((f"{out}/kernel", projection.kernel))
         if self.output_bias:
             slots.append((f"{out}/bias", projection.bias))
