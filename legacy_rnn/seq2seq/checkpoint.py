@@ -268,13 +268,14 @@ def check_against_graph(prefix, found, weights, rng_seed=0):
     import tensorflow as tf
     from legacy_rnn.regression import user_model
     from legacy_rnn.seq2seq import keras_decoder
+    from legacy_rnn.zoo import cells
     spec = found.spec
     model = user_model.Model(prefix)
     graph = model.graph
     with graph.as_default():
         logits = _rnn_output(graph, spec.scope)
         values, lengths = _memory(graph, spec)
-        n_state = len(tf.nest.flatten(spec.cell.family.tf1_cell(spec.cell).state_size))
+        n_state = len(cells.tf1_state_sizes(spec.cell))
         state = [_loop_input(graph, spec.scope, 3 + i) for i in range(n_state)]
         inputs = _helper_inputs(graph, spec.scope)
     fetches = {"logits": logits, "values": values, "state": state, "inputs": inputs}

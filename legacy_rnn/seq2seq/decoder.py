@@ -290,9 +290,8 @@ class LegacySpec:
 
     def query_order(self):
         """The cell's Keras states in the order TF1 flattens its state (the attention query)."""
-        import tensorflow as tf
-        return tf.nest.flatten(self.cell.family.state_from_keras(self.cell, list(range(len(
-            _state_sizes(self.cell))))))
+        from legacy_rnn.zoo import cells
+        return cells.keras_state_order(self.cell)
 
     def variables(self):
         u, e, d, h = self.cell.output_size, self.embedding_size, self.cell.output_size, \
@@ -303,7 +302,8 @@ class LegacySpec:
                       for k, s in family.variables(self.cell, e).items()})
         names[f"{self._decoder}/embedding"] = (self.decoder_symbols, e)
         a = self._attention
-        state = sum(_state_sizes(self.cell))
+        from legacy_rnn.zoo import cells
+        state = sum(cells.tf1_state_sizes(self.cell))
         for k in range(h):
             names.update({f"{a}/AttnW_{k}": (1, 1, d, d), f"{a}/AttnV_{k}": (d,),
                           f"{a}/Attention_{k}/kernel": (state, d),
@@ -384,7 +384,3 @@ class LegacySpec:
         tf1.update({name: read(v).reshape(shapes[name]) for name, v in self._slots(twin)})
         return tf1
 
-
-def _state_sizes(cell_spec):
-    sizes = cell_spec.family.keras_cell(cell_spec).state_size
-    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]

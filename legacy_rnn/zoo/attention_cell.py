@@ -21,7 +21,6 @@ else `convert --attn_length`; it is never assumed. The wrapped cell's own option
 such a checkpoint is read as this family, and the check against the user's graph (which feeds the
 loop's input and reads its output) decides; it is not tested here.
 """
-import numpy as np
 import tensorflow as tf
 
 from legacy_rnn import keras_cells
@@ -210,16 +209,12 @@ class AttentionCell(cells.CellFamily):
     def output_size(self, spec):
         return spec.units
 
-    def _state_sizes(self, spec):
-        inner = spec.get("cell")
-        return tf.nest.flatten(inner.family.tf1_cell(inner).state_size)
-
     def variables(self, spec, input_size):
         inner, a = spec.get("cell"), spec.units
         v, size = spec.get("attn_vec_size") or a, spec.get("input_size") or input_size
         names = {"kernel": (input_size + a, size), "bias": (size,),
                  "attention/attn_w": (1, 1, a, v), "attention/attn_v": (v,),
-                 "attention/kernel": (sum(self._state_sizes(spec)), v), "attention/bias": (v,),
+                 "attention/kernel": (sum(cells.tf1_state_sizes(inner)), v), "attention/bias": (v,),
                  "attn_output_projection/kernel": (inner.output_size + a, a),
                  "attn_output_projection/bias": (a,)}
         names.update({f"{inner.family.scope}/{k}": s
@@ -232,14 +227,10 @@ class AttentionCell(cells.CellFamily):
             raise UserError(f"{self.describe(spec)} with {', '.join(kwargs)}: the twin has no "
                             "such option.")
         inner = spec.get("cell")
-        keras_inner = inner.family.keras_cell(inner)
-        count = len(keras_inner.state_size) if isinstance(keras_inner.state_size,
-                                                          (list, tuple)) else 1
-        order = [int(i) for i in tf.nest.flatten(inner.family.state_from_keras(
-            inner, [np.int64(i) for i in range(count)]))]
-        return keras_cells.AttentionCell(keras_inner, self._length(spec), spec.units,
-                                         spec.get("attn_vec_size"), spec.get("input_size"),
-                                         query_order=order)
+        return keras_cells.AttentionCell(inner.family.keras_cell(inner), self._length(spec),
+                                         spec.units, spec.get("attn_vec_size"),
+                                         spec.get("input_size"),
+                                         query_order=cells.keras_state_order(inner))
 
     def registered_twin(self, spec):
         return True

@@ -263,6 +263,38 @@ def canonical_cases(representatives=False):
     return out
 
 
+def tf1_state_sizes(spec):
+    """The sizes of the TF1 cell's state, in `nest.flatten` order."""
+    import tensorflow as tf
+    return [int(size) for size in tf.nest.flatten(spec.family.tf1_cell(spec).state_size)]
+
+
+def _keras_zero_states(spec):
+    """The twin's states of a zero TF1 state, through the family's own mapping (building the
+    Keras cell would add its seed variables to whatever graph is being built)."""
+    import tensorflow as tf
+    zeros = tf.nest.map_structure(lambda size: np.zeros((1, size), np.float32),
+                                  spec.family.tf1_cell(spec).state_size)
+    return spec.family.state_to_keras(spec, zeros)
+
+
+def keras_state_count(spec):
+    """How many states the Keras twin of `spec` has."""
+    return len(_keras_zero_states(spec))
+
+
+def keras_state_order(spec):
+    """The twin's states, by index, in the order TF1 lays out `concat(nest.flatten(state))`
+    (what an attention query over the state reads): each Keras state tagged with its index,
+    mapped to TF1's state by the family, and read back column by column (a concatenated LSTM
+    state is one tensor [c, h])."""
+    import tensorflow as tf
+    tagged = [np.full(np.shape(s), i, np.int64) for i, s in enumerate(_keras_zero_states(spec))]
+    columns = np.concatenate([np.asarray(t).reshape(1, -1) for t in tf.nest.flatten(
+        spec.family.state_from_keras(spec, tagged))], axis=1)[0]
+    return [int(c) for k, c in enumerate(columns) if k == 0 or c != columns[k - 1]]
+
+
 def split_rows(kernel, units):
     """TF1 kernels act on concat([x, h]): (input rows, recurrent rows)."""
     n_in = kernel.shape[0] - units

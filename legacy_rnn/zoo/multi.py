@@ -196,15 +196,7 @@ class MultiRNN(cells.CellFamily):
         levels, order = self._orders(spec)
         per_level, i = {}, 0
         for k in order:
-            count = len(self._keras_states(levels[k]))
+            count = cells.keras_state_count(levels[k])
             per_level[k] = levels[k].family.state_from_keras(levels[k], list(states[i:i + count]))
             i += count
         return tuple(per_level[k] for k in range(len(levels)))
-
-    @staticmethod
-    def _keras_states(level):
-        """The level's Keras states, counted from its TF1 state's mapping (building a Keras cell
-        here would add its seed variables to whatever graph is being built)."""
-        zeros = tf.nest.map_structure(lambda size: np.zeros((1, size), np.float32),
-                                      level.family.tf1_cell(level).state_size)
-        return level.family.state_to_keras(level, zeros)
