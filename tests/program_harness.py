@@ -34,6 +34,18 @@ def program_output(name, argv, capsys):
     return status, out, err
 
 
+def tool_output(module, name, argv, capsys):
+    """Runs tool `name` (a module with `define_flags` and `main`, as `entry.tool` runs it) in
+    this process; (status, stdout, stderr)."""
+    flag_values = flags.FlagValues()
+    holders = module.define_flags(flag_values)
+    flag_values(["prog", *argv])
+    capsys.readouterr()
+    status = entry.guarded(name, lambda: module.main(holders, ["prog"]))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def program_in_process(name, argv, capsys):
     """Runs program `name` as its entry point does, in this process; (status, stderr)."""
     status, _, err = program_output(name, argv, capsys)

@@ -1,14 +1,20 @@
 """The seq2seq_attention experiment on its smoke configuration: the data is what it says, the
 model trains, and its Keras twin (the zoo's encoder block and the attention decoder twin)
-computes the TF1 graph's logits and decodes its tokens."""
+computes the TF1 graph's logits and decodes its tokens; the program's run survives a signal and
+resumes to the same weights; its golden numbers hold."""
 import dataclasses
+import json
+import os
+import signal
 
 import numpy as np
 import pytest
 from absl import flags
 
+from legacy_rnn.cli import interrupts
 from legacy_rnn.errors import UserError
 from legacy_rnn.seq2seq import experiment
+from program_harness import tool_output
 
 CONFIG = dataclasses.replace(experiment.SMOKE, steps=12, eval_examples=30,
                              length_penalty_weight=0.5)
@@ -58,13 +64,13 @@ def test_the_seed_fixes_every_initial_value_and_another_seed_changes_each():
 
 @pytest.fixture(scope="module")
 def trained():
-    return experiment.train(CONFIG, log=lambda line: None)
+    return experiment.train_model(CONFIG)
 
 
 def test_training_lowers_the_loss_and_evaluates_both_decoders(trained):
-    assert trained["loss"] < trained["first_loss"]
+    assert trained["loss"] < trained["first_loss"] and trained["global_step"] == CONFIG.steps
     for mode in ("greedy", "beam"):
-        assert 0.0 <= trained[f"{mode}_exact"] <= trained[f"{mode}_token"] <= 1.0
+        assert 0.0 <= trained[f"{mode}_exact_match"] <= trained[f"{mode}_token_accuracy"] <= 1.0
     # The trained variables are contrib's names (those a converter reads in a checkpoint).
     names = set(trained["values"])
     assert {"memory_layer/kernel", "decoder/attention_wrapper/lstm_cell/kernel",
@@ -123,3 +129,69 @@ def test_the_exported_signatures_decode_as_the_graphs_do(trained, tmp_path):
             n = lengths[row]
             np.testing.assert_array_equal(ids[row, :n], expected[row, :n])
             assert np.all(ids[row, n:] == experiment.END)
+
+
+# The program's flags for CONFIG.
+ARGV = ["--flagfile=flags/seq2seq_attention_smoke.cfg", f"--steps={CONFIG.steps}",
+        f"--eval_examples={CONFIG.eval_examples}",
+        f"--length_penalty_weight={CONFIG.length_penalty_weight}"]
+
+
+@pytest.fixture
+def signals_installed():
+    previous = interrupts.install()
+    yield
+    interrupts.restore(previous)
+
+
+def test_a_run_stopped_by_sigterm_resumes_to_the_weights_of_the_uninterrupted_one(
+        trained, tmp_path, monkeypatch, capsys, signals_installed):
+    import tensorflow as tf
+    model_dir = tmp_path / "run"
+    argv = [*ARGV, f"--model_dir={model_dir}", "--checkpoint_steps=3"]
+    draw = experiment.Batches.next_batch
+
+    def next_batch(self, n):  # SIGTERM while step 5 trains (the 5th batch of this process)
+        if self.drawn == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return draw(self, n)
+
+    monkeypatch.setattr(experiment.Batches, "next_batch", next_batch)
+    status, _, err = tool_output(experiment, "seq2seq_attention", argv, capsys)
+    assert status == 128 + signal.SIGTERM, err
+    assert (f"SIGTERM received: stopped after step 5 of {CONFIG.steps}. Saved "
+            f"{model_dir / 'model.ckpt-5'}; rerun the same command to resume.") in err
+    assert json.loads((model_dir / "metrics.json").read_text())["status"] == "interrupted"
+
+    monkeypatch.setattr(experiment.Batches, "next_batch", draw)
+    status, out, err = tool_output(experiment, "seq2seq_attention", argv, capsys)
+    assert status == 0, err
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["global_step"] == CONFIG.steps
+    # The resumed run trained on the batches the uninterrupted one did, bitwise (one process).
+    reader = tf.train.load_checkpoint(str(model_dir))
+    for name, value in trained["values"].items():
+        np.testing.assert_array_equal(reader.get_tensor(name), value, err_msg=name)
+    for key in ("test_loss", "greedy_token_accuracy", "beam_exact_match", "beam_token_accuracy"):
+        assert metrics[key] == trained[key], key
+    assert f"beam_token_accuracy: {trained['beam_token_accuracy']:.4f}" in out
+
+    # Another model in the same model_dir is refused, naming the setting; nothing is touched.
+    before = {p: p.stat().st_mtime_ns for p in model_dir.iterdir()}
+    status, _, err = tool_output(experiment, "seq2seq_attention", [*argv, "--units=8"], capsys)
+    assert status == 1 and "holds a run with other settings (units: 16 there, 8 now)" in err
+    assert before == {p: p.stat().st_mtime_ns for p in model_dir.iterdir()}
+
+
+def test_the_golden_numbers_hold_here():
+    """tests/golden/seq2seq_attention.json (`golden --update`): exact where it was recorded,
+    float32 rounding elsewhere; its decoders' accuracies are numbers that can move."""
+    from legacy_rnn.regression import drift, golden
+    name = "seq2seq_attention"
+    recorded = golden.load(golden.golden_path(golden.DEFAULT_DIR, name), name)
+    assert 0 < recorded["metrics"]["greedy_token_accuracy"] < 1
+    assert 0 < recorded["metrics"]["beam_token_accuracy"] < 1
+    comparison = golden.compare(recorded, golden.run(name))
+    assert comparison.ok, "\n".join(comparison.lines())
+    if not comparison.environment_differs:
+        assert comparison.verdict == drift.IDENTICAL

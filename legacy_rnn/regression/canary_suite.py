@@ -5,8 +5,8 @@
 
 Cases, each a few named quantities (float32 arrays):
 
-- `golden/<experiment>`: the golden runs (20 training steps): training losses, probe logits,
-  final weights;
+- `golden/<experiment>`: the golden runs (20 training steps; seq2seq_attention's too):
+  training losses, probe logits, final weights;
 - `zoo/<cell>/<driver>[/lengths]`: every cell family of the zoo through every TF1 driver, with
   and without `sequence_length`: outputs and gradients (of `sum(sin(outputs) * w)` with respect
   to every variable and the input) on fixed weights and inputs;
@@ -173,8 +173,10 @@ def convert_case(name, block):
 def cases(quick=False):
     """[(case name, function computing its quantities)], in a stable order."""
     from legacy_rnn import experiments, zoo
+    from legacy_rnn.regression import golden
     names = ["toy_dynamic_rnn"] if quick else list(experiments.EXPERIMENTS)
-    out = [(f"golden/{n}", lambda n=n: golden_case(n)) for n in names]
+    out = [(f"golden/{n}", lambda n=n: golden_case(n))
+           for n in (names if quick else golden.NAMES)]
     for cell, direction, driver, lengths, block in _zoo_blocks(quick):
         case = f"zoo/{cell}/{direction}/{driver}{'/lengths' if lengths else ''}"
         out.append((case, lambda c=case, b=block, l=lengths: zoo_case(c, b, l)))

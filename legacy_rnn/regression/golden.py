@@ -6,14 +6,17 @@
     python -m legacy_rnn.golden --check F.json [F2.json ...]   # the user's own model
                                             # (legacy_rnn/regression/user_model.py)
 
-Each experiment runs a tiny fixed configuration (8 units, 20 steps) on generated data, so no
-network is needed, and records its per-step training losses, its logits on a fixed batch after
-training, its final metrics, and the environment that produced them. Each file also states what it
+Each experiment (and the seq2seq_attention program: `OTHER_PROGRAMS`) runs a tiny fixed
+configuration (8 units, 20 steps) on generated data, so no network is needed, and records its
+per-step training losses, its logits on a fixed batch after training, its final metrics (for
+seq2seq, the greedy and beam decoders' token accuracies among them), and the environment that
+produced them. Each file also states what it
 promises (`PROMISE`): bitwise equality in the recording environment, float32 rounding elsewhere.
 The check always says how close a run came, e.g. `mnist_rnn: rounding (recorded on another
 environment: cpu) - step losses largest 2.38e-07 (2 ulps), ...`.
 """
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -40,7 +43,11 @@ RECORDED_WITH = "python -m legacy_rnn.golden --update"
 
 BATCH, STEPS, PROBE = 8, 20, 8
 TRAIN = training.TrainConfig(batch_size=BATCH, training_iters=STEPS * BATCH + 1, display_step=5)
-NAMES = tuple(experiments.EXPERIMENTS)
+# Programs with golden numbers that are not an `Experiment` (no zoo block under a head): {name:
+# the module giving `golden_run(learning_rate_scale, final_weights)` (a run result as
+# `Experiment.run` returns it) and `GOLDEN_METRICS` (the keys of it a record keeps)}.
+OTHER_PROGRAMS = {"seq2seq_attention": "legacy_rnn.seq2seq.experiment"}
+NAMES = tuple(experiments.EXPERIMENTS) + tuple(OTHER_PROGRAMS)
 
 
 def environment():
@@ -82,6 +89,9 @@ def cpu_identity(cpuinfo="/proc/cpuinfo"):
 def train_golden(name, learning_rate_scale=1.0, final_weights=False):
     """The run result of experiment `name`'s tiny configuration trained for 20 steps on its
     golden data (`learning_rate_scale` plants a change)."""
+    if name in OTHER_PROGRAMS:
+        return importlib.import_module(OTHER_PROGRAMS[name]).golden_run(learning_rate_scale,
+                                                                       final_weights)
     experiment = experiments.get(name)
     config = experiment.resolved(experiment.golden)
     config = dataclasses.replace(config, learning_rate=config.learning_rate * learning_rate_scale)
@@ -103,6 +113,8 @@ def run(name, learning_rate_scale=1.0):
 
 def metric_keys(name):
     """The run metrics a golden record of experiment `name` keeps."""
+    if name in OTHER_PROGRAMS:
+        return tuple(importlib.import_module(OTHER_PROGRAMS[name]).GOLDEN_METRICS)
     return (f"test_{experiments.get(name).metric_name}", "test_loss", "global_step")
 
 

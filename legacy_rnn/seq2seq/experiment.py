@@ -16,8 +16,14 @@ The Keras 3 twin (`keras_twin`) holds the same weights: the zoo's Keras block fo
 `keras_decoder` for the decoder. `--measure` times a training step of each, and decoding at batch
 1 and 64 (one run, this machine).
 
-`--export_dir` writes SavedModels that decode (`legacy_rnn.seq2seq.serving`). Not built yet
-(issue 25): --model_dir with resume, a golden file.
+Training runs in the project's training loop (`legacy_rnn.training.loop`), as every program's
+does: `--model_dir` keeps checkpoints, TensorBoard summaries and metrics.json (with the greedy and
+beam accuracies), a SIGINT/SIGTERM saves the step reached, and rerunning the command resumes
+(batch k is drawn from its own stream of the seed, so a resumed run ends with the weights of an
+uninterrupted one). `--export_dir` writes SavedModels that decode (`legacy_rnn.seq2seq.serving`).
+The golden numbers (`python -m legacy_rnn.golden`, `tests/golden/seq2seq_attention.json`) are
+`golden_run`'s: 20 steps of a tiny configuration, the teacher-forced logits, both decoders'
+token accuracies.
 """
 import dataclasses
 import time
@@ -80,6 +86,11 @@ SMOKE = Config(units=16, embedding_size=8, attention_units=16, attention_layer_s
 
 
 # --- Data --------------------------------------------------------------------------------------
+# The training graph's placeholders, in the order a batch tuple feeds them.
+INPUTS = ("source", "source_lengths", "decoder_inputs", "targets", "target_lengths")
+TRAIN_STREAM, TEST_STREAM = 0, 1  # of the seed: np.random.default_rng([seed, stream, ...])
+
+
 def make_data(config, n, rng):
     """{source [n, max_length], source_lengths, decoder_inputs and targets [n, max_length + 1],
     target_lengths}: targets are the reversed digits then end; decoder inputs start then the
@@ -97,6 +108,27 @@ def make_data(config, n, rng):
         decoder_inputs[row, 1:length + 1] = source[row, :length][::-1]
     return {"source": source, "source_lengths": lengths, "decoder_inputs": decoder_inputs,
             "targets": reversed_, "target_lengths": lengths + 1}
+
+
+class Batches:
+    """The training batches, as the training loop draws them (`next_batch`): batch k from its own
+    stream of the seed, so a resumed run (which draws again, and skips, the batches its
+    checkpoint has seen) and a run with more `--steps` train on the same first batches."""
+
+    def __init__(self, config):
+        self.config, self.drawn = config, 0
+
+    def next_batch(self, n):
+        rng = np.random.default_rng([self.config.seed, TRAIN_STREAM, self.drawn])
+        self.drawn += 1
+        data = make_data(self.config, n, rng)
+        return tuple(data[k] for k in INPUTS)
+
+
+def test_data(config):
+    """The `eval_examples` test strings, from the seed's own test stream."""
+    return make_data(config, config.eval_examples,
+                     np.random.default_rng([config.seed, TEST_STREAM]))
 
 
 def accuracy(ids, data):
@@ -135,14 +167,15 @@ class Graph:
     feeds: dict  # data key -> placeholder
     fetches: dict
     saver: object
+    model: object = None  # the training graph's `graphs.Model` (what the training loop runs)
 
 
 def build_graph(config, mode):
     """The TF1 graph of one mode: `train` (loss, train_op, logits), `greedy` or `beam` (ids)."""
+    from legacy_rnn.experiments import graphs
     v1 = tf.compat.v1
-    graph = tf.Graph()
+    graph = graphs.new_graph(config.seed)
     with graph.as_default():
-        v1.set_random_seed(config.seed)
         feeds = {"source": v1.placeholder(tf.int32, [None, None], "source"),
                  "source_lengths": v1.placeholder(tf.int32, [None], "source_lengths")}
         source_embedding = v1.get_variable("source_embedding",
@@ -156,7 +189,7 @@ def build_graph(config, mode):
         batch = tf.shape(feeds["source"])[0]
         decode = dict(embedding=target_embedding, start_tokens=tf.fill([batch], START),
                       end_token=END, maximum_iterations=config.maximum_iterations)
-        fetches = {}
+        fetches, model = {}, None
         if mode == "train":
             feeds.update({k: v1.placeholder(tf.int32, [None, None] if k != "target_lengths"
                                             else [None], k)
@@ -170,8 +203,18 @@ def build_graph(config, mode):
             targets = feeds["targets"][:, :steps]
             weights = tf.sequence_mask(feeds["target_lengths"], steps, tf.float32)
             loss = tf.identity(tf1.sequence_loss(logits, targets, weights), "loss")
-            train_op = v1.train.AdamOptimizer(config.learning_rate).minimize(loss)
+            # Created after every weight: no initializer's graph-derived seed moves.
+            global_step = v1.train.get_or_create_global_step()
+            train_op = v1.train.AdamOptimizer(config.learning_rate).minimize(
+                loss, global_step=global_step)
+            # Teacher-forced exact match: every target token (through end) the argmax.
+            right = tf.logical_or(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets),
+                                  tf.equal(weights, 0.0))
+            exact = tf.reduce_mean(tf.cast(tf.reduce_all(right, axis=1), tf.float32),
+                                   name="teacher_forced_exact_match")
             fetches = {"loss": loss, "train_op": train_op, "logits": logits}
+            model = graphs.Model(graph, tuple(feeds[k] for k in INPUTS), logits, loss, exact,
+                                 train_op, global_step, serving_outputs={}, serving_inputs={})
         elif mode == "greedy":
             outputs, _, lengths = spec.tf1_decode(memory, feeds["source_lengths"], fw_state,
                                                   **decode)
@@ -184,7 +227,7 @@ def build_graph(config, mode):
                        "lengths": tf.cast(state.lengths[:, 0], tf.int32)}
         fetches["init"] = v1.global_variables_initializer()
         saver = v1.train.Saver(v1.trainable_variables())
-    return Graph(graph, feeds, fetches, saver)
+    return Graph(graph, feeds, fetches, saver, model)
 
 
 def feed(graph, data, rows=slice(None)):
@@ -216,33 +259,74 @@ def decode_graph(config, mode, values, data, batch_size=256):
                            for p in parts])
 
 
-def train(config, log=print, data=None):
-    """Trains the TF1 graph; returns {loss, greedy and beam exact match and token accuracy,
-    seconds, values (the trained variables)}. `data`: {train, test} to use instead of drawing."""
+MODES = ("greedy", "beam")
+# Settings that do not alter the weights a training step produces: a run resumes under others.
+EVALUATION_ONLY = ("steps", "eval_examples", "beam_width", "length_penalty_weight")
+
+
+def train_config(config, **settings):
+    """The training loop's settings for `config` (`settings`: model_dir, checkpoint_steps,
+    display_step, ...): `steps` batches of `batch_size`."""
+    from legacy_rnn.training.config import TrainConfig
+    return TrainConfig(batch_size=config.batch_size,
+                       training_iters=config.steps * config.batch_size + 1,
+                       **{"display_step": max(1, config.steps // 10), **settings})
+
+
+def train_model(config, train=None, probe_size=0):
+    """Trains the TF1 graph in the project's training loop (`training.loop`: with
+    `train.model_dir`, checkpoints, resume, metrics.json, the save on SIGINT/SIGTERM), then
+    decodes the test strings greedily and with beam search in graphs holding the trained
+    weights. Returns the loop's metrics (`test_loss`; `test_accuracy`: the teacher-forced exact
+    match), `{greedy,beam}_{exact_match,token_accuracy}`, `step_losses` (of this process's
+    steps), `first_loss` and `loss` (the mean of the last 50 of them) and `values` (the trained
+    variables)."""
+    from legacy_rnn.training import loop
     config.check()
-    rng = np.random.default_rng(config.seed)
-    data = data or {"train": make_data(config, config.batch_size * config.steps, rng),
-                    "test": make_data(config, config.eval_examples, rng)}
+    train = train or train_config(config)
     graph = build_graph(config, "train")
-    start = time.perf_counter()
-    losses = []
-    with tf.compat.v1.Session(graph=graph.graph) as sess:
-        sess.run(graph.fetches["init"])
-        for step in range(config.steps):
-            rows = slice(step * config.batch_size, (step + 1) * config.batch_size)
-            loss, _ = sess.run((graph.fetches["loss"], graph.fetches["train_op"]),
-                               feed(graph, data["train"], rows))
-            losses.append(float(loss))
-            if (step + 1) % max(1, config.steps // 10) == 0 or step + 1 == config.steps:
-                log(f"step {step + 1}/{config.steps}  loss {np.mean(losses[-50:]):.4f}")
+    test = test_data(config)
+
+    def decoding(sess):
         values = trainable_values(graph, sess)
-    seconds = time.perf_counter() - start
-    metrics = {"first_loss": losses[0], "loss": float(np.mean(losses[-50:])),
-               "train_seconds": seconds, "values": values}
-    for mode in ("greedy", "beam"):
-        ids = decode_graph(config, mode, values, data["test"])
-        metrics[f"{mode}_exact"], metrics[f"{mode}_token"] = accuracy(ids, data["test"])
-    return metrics
+        metrics = {}
+        for mode in MODES:
+            metrics[f"{mode}_exact_match"], metrics[f"{mode}_token_accuracy"] = accuracy(
+                decode_graph(config, mode, values, test), test)
+        return metrics
+
+    signature = {k: v for k, v in dataclasses.asdict(config).items()
+                 if k not in EVALUATION_ONLY and k != "batch_size"}
+    result = loop.train_and_evaluate(graph.model, train, Batches(config),
+                                     tuple(test[k] for k in INPUTS), run_config=signature,
+                                     probe_size=probe_size, final_weights=True,
+                                     more_metrics=decoding)
+    losses = result["step_losses"]
+    return {**result, "values": result["final_weights"],
+            "first_loss": losses[0] if losses else None,
+            "loss": float(np.mean(losses[-50:])) if losses else None}
+
+
+# The golden numbers (`python -m legacy_rnn.golden`): a tiny configuration, 20 steps of batch 8
+# (at 0.005 greedy decoding still scores 0 after 20 steps, a quantity that says little).
+GOLDEN = Config(units=8, embedding_size=4, attention_units=8, attention_layer_size=8,
+                max_length=4, batch_size=8, steps=20, learning_rate=0.02, eval_examples=16,
+                beam_width=2, length_penalty_weight=0.5)  # 0.02: both decoders score 0.32
+GOLDEN_METRICS = ("test_accuracy", "test_loss", "global_step", "greedy_token_accuracy",
+                  "beam_token_accuracy")
+
+
+def golden_run(learning_rate_scale=1.0, final_weights=False, probe_size=8):
+    """The golden configuration's run: its `step_losses`, `probe_logits` (the teacher-forced
+    logits of the first `probe_size` test strings, `[probe_size, steps * vocab]`) and
+    GOLDEN_METRICS (`final_weights` too, if asked: the canary's)."""
+    config = dataclasses.replace(GOLDEN, learning_rate=GOLDEN.learning_rate * learning_rate_scale)
+    result = train_model(config, train_config(config, display_step=5), probe_size=probe_size)
+    probe = np.asarray(result["probe_logits"])
+    result["probe_logits"] = probe.reshape(len(probe), -1)
+    if not final_weights:
+        del result["final_weights"]
+    return result
 
 
 # --- The Keras 3 twin ----------------------------------------------------------------------------
@@ -373,6 +457,16 @@ def define_flags(flag_values=flags.FLAGS):
         elif name == "attention":
             holders[name] = flags.DEFINE_enum(name, default, ["bahdanau", "luong"], help_text,
                                               flag_values=flag_values)
+    holders["model_dir"] = flags.DEFINE_string(
+        "model_dir", None, "If set: checkpoints, TensorBoard summaries and metrics.json (the "
+        "decoders' accuracies included) go here, and rerunning the same command resumes from "
+        "the latest checkpoint (a finished run is evaluated again).", flag_values=flag_values)
+    holders["checkpoint_steps"] = flags.DEFINE_integer(
+        "checkpoint_steps", 500, "With --model_dir: save a checkpoint every this many steps (and "
+        "at the end, and on SIGINT/SIGTERM).", lower_bound=1, flag_values=flag_values)
+    holders["display_step"] = flags.DEFINE_integer(
+        "display_step", None, "Log progress (and write summaries) every this many steps "
+        "(default: a tenth of --steps).", lower_bound=1, flag_values=flag_values)
     holders["export_dir"] = flags.DEFINE_string(
         "export_dir", None, "After training, write four SavedModels that decode here: "
         "tf1_greedy, tf1_beam, keras_greedy, keras_beam (legacy_rnn/seq2seq/serving.py).",
@@ -391,17 +485,25 @@ def config_from(holders):
 
 
 def main(holders, argv):
-    from absl import app
+    from absl import app, logging
+
+    from legacy_rnn.cli import programs
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     config = config_from(holders)
+    settings = {k: holders[k].value for k in ("model_dir", "checkpoint_steps", "display_step")
+                if holders[k].value is not None}
+    train = train_config(config, **settings)
     export_dir, overwrite = holders["export_dir"].value, holders["overwrite"].value
-    from legacy_rnn.training import serving as checks
-    if export_dir:  # refused before the training it would otherwise come after
-        checks.check_export_dir(export_dir, overwrite)
-    from legacy_rnn.cli import programs
+    # Refused before TensorFlow loads and before the training they would come after: an export
+    # directory in the way, a model_dir that cannot be written or that a live run holds. The
+    # loop itself gets no export_dir: it would export the training graph, not the decoders.
+    programs.preflight(dataclasses.replace(train, export_dir=export_dir, overwrite=overwrite))
     programs.start_tensorflow()
-    metrics = train(config)
+    metrics = train_model(config, train)
+    logging.info("test_loss %.6f (teacher-forced) on %d strings, %d training steps in %.1f s",
+                 metrics["test_loss"], metrics["test_examples"], metrics["global_step"],
+                 metrics["train_seconds"])
     if holders["measure"].value:
         measure(config, metrics["values"])
     if export_dir:
@@ -410,7 +512,7 @@ def main(holders, argv):
                                              overwrite).items():
             print(f"exported {name} to {path}")
     print(f"train_seconds: {metrics['train_seconds']:.1f}")
-    for mode in ("greedy", "beam"):
-        print(f"{mode}_exact_match: {metrics[f'{mode}_exact']:.4f}  "
-              f"{mode}_token_accuracy: {metrics[f'{mode}_token']:.4f}")
+    for mode in MODES:
+        print(f"{mode}_exact_match: {metrics[f'{mode}_exact_match']:.4f}  "
+              f"{mode}_token_accuracy: {metrics[f'{mode}_token_accuracy']:.4f}")
     return 0

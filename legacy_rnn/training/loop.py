@@ -59,7 +59,8 @@ def evaluate(sess, model, inputs):
 
 
 def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run_config=None,
-                       probe_size=0, final_weights=False, valid_inputs=None):
+                       probe_size=0, final_weights=False, valid_inputs=None,
+                       more_metrics=None):
     """Trains `model` on batches of `train_set.next_batch`, then evaluates on `test_inputs`.
 
     With `config.init_checkpoint`, the variables named in `init_map` ({graph variable name:
@@ -71,6 +72,8 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
     `probe_size` test examples; with `final_weights`, also {variable name: trained value}.
     With `config.epochs`, each epoch ends with an evaluation on `valid_inputs` (the test inputs
     when None), logged and kept in `epoch_history`; `valid_inputs` are also evaluated at the end.
+    `more_metrics(sess)`: metrics of the trained session beyond the loss and metric (a seq2seq
+    model's decoding), computed while evaluating and kept in metrics.json with the others.
     """
     signature = {**(run_config or {}), "batch_size": config.batch_size,
                  "training_iters": config.training_iters}
@@ -82,15 +85,15 @@ def train_and_evaluate(model, config, train_set, test_inputs, init_map=None, run
                                    "--init_checkpoint": config.init_checkpoint})
     if not config.model_dir:
         return _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map,
-                                   signature, probe_size, final_weights)
+                                   signature, probe_size, final_weights, more_metrics)
     prepare_model_dir(config.model_dir)
     with ModelDirLock(config.model_dir):
         return _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map,
-                                   signature, probe_size, final_weights)
+                                   signature, probe_size, final_weights, more_metrics)
 
 
 def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, init_map, signature,
-                        probe_size, final_weights):
+                        probe_size, final_weights, more_metrics):
     steps = 0 if config.eval_only else train_steps(config, train_set)
     per_epoch = train_set.steps_per_epoch(config.batch_size) if config.epochs else 0
     name = model.metric_name
@@ -143,8 +146,9 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
         try:
             with interrupts.phase("evaluating"):
                 test_loss, test_metric = evaluate(sess, model, test_inputs)
-                valid = {} if valid_inputs is None else dict(zip(
+                more = {} if valid_inputs is None else dict(zip(
                     ("valid_loss", f"valid_{name}"), evaluate(sess, model, valid_inputs)))
+                more.update(more_metrics(sess) if more_metrics else {})
         except interrupts.Interrupted as e:
             prefix = save_at_stop(store, sess, final_step, progress.metrics(final_step, "trained"),
                                   last_saved,
@@ -154,7 +158,7 @@ def _train_and_evaluate(model, config, train_set, test_inputs, valid_inputs, ini
                           f"{steps}", prefix, "evaluate it")) from None
         metrics = {
             **progress.metrics(final_step, "evaluated" if config.eval_only else "complete"),
-            **valid,
+            **more,
             f"test_{name}": test_metric,
             "test_loss": test_loss,
             "test_examples": len(test_inputs[0]),
