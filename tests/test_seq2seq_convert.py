@@ -6,6 +6,7 @@ those options fail that check."""
 import dataclasses
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -13,22 +14,28 @@ import tensorflow as tf
 
 from legacy_rnn.conversion import blockwise, metagraph
 from legacy_rnn.errors import UserError
+from legacy_rnn.regression import user_model
 from legacy_rnn.seq2seq import checkpoint, keras_decoder, tf1
 from legacy_rnn.training import checkpoints
 
 v1 = tf.compat.v1
 TOLERANCE = checkpoint.TOLERANCE
 VOCAB, EMBED, UNITS = 9, 3, 4
+MAX_STEPS = 7
+GREEDY_SCALE, END_BIAS = 1.2, 0.6  # the greedy graph's weights: one row of four ends at once
 
 
 def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False,
-                     stack=False, nmt=False):
+                     stack=False, nmt=False, greedy=False):
     """embedding -> dynamic_rnn(LSTMCell) encoder -> AttentionWrapper(LSTMCell(forget_bias),
     LuongAttention(scale=True), attention_layer_size=UNITS, output_attention) from the encoder's
     state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta.
     `stack`: both cells `MultiRNNCell([LSTMCell, GRUCell])`, as nmt builds a multi-layer model
     (the decoder's levels start from the encoder's); `nmt`: also nmt's names, the wrapper's
-    `name="attention"` and an output projection without a bias."""
+    `name="attention"` and an output projection without a bias. `greedy`: the inference graph
+    instead (GreedyEmbeddingHelper from start token 1 to end token 2, at most MAX_STEPS steps,
+    impute_finished), as nmt's inference model is saved, with weights drawn by name (the same
+    for both kinds of loop)."""
     if v1_loops:
         v1.disable_control_flow_v2()
     try:
@@ -54,18 +61,29 @@ def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=F
                                         output_attention=output_attention,
                                         name="attention" if nmt else None)
             initial = cell.zero_state(tf.shape(source)[0], tf.float32)._replace(cell_state=state)
-            helper = tf1.TrainingHelper(tf.nn.embedding_lookup(target_embedding, decoder_ids),
-                                        target_lengths)
+            if greedy:
+                helper = tf1.GreedyEmbeddingHelper(
+                    target_embedding, tf.fill([tf.shape(source)[0]], 1), 2)
+            else:
+                helper = tf1.TrainingHelper(
+                    tf.nn.embedding_lookup(target_embedding, decoder_ids), target_lengths)
             decoder = tf1.BasicDecoder(cell, helper, initial, v1.layers.Dense(
                 VOCAB, name="output_projection", use_bias=not nmt))
-            outputs, _, _ = tf1.dynamic_decode(decoder)
+            outputs, _, _ = tf1.dynamic_decode(decoder, impute_finished=greedy,
+                                               maximum_iterations=MAX_STEPS if greedy else None)
             logits = tf.identity(outputs.rnn_output, "logits")
             steps = tf.shape(logits)[1]
-            loss = tf1.sequence_loss(logits, targets[:, :steps],
-                                     tf.sequence_mask(target_lengths, steps, tf.float32))
-            train = v1.train.AdamOptimizer(0.01).minimize(loss)
+            train = None if greedy else v1.train.AdamOptimizer(0.01).minimize(tf1.sequence_loss(
+                logits, targets[:, :steps], tf.sequence_mask(target_lengths, steps, tf.float32)))
             with v1.Session(graph=graph) as sess:
                 sess.run(v1.global_variables_initializer())
+                if greedy:  # weights of its own, whichever loops: rows end at different steps
+                    for v in v1.trainable_variables():
+                        rng = np.random.default_rng(zlib.crc32(v.op.name.encode()))
+                        value = rng.normal(scale=GREEDY_SCALE, size=v.shape)
+                        if v.op.name == "decoder/output_projection/bias":
+                            value[2] += END_BIAS
+                        v.load(value, sess)
                 # The attention scale off its initial 1.0, as training leaves it.
                 scale = [v for v in v1.global_variables() if v.op.name.endswith("attention_g")]
                 sess.run(scale[0].assign(1.6))
@@ -95,12 +113,43 @@ def test_the_decoder_is_read_from_the_graph_and_its_twin_matches_the_users_graph
     assert spec.attention_layer_size == UNITS and spec.output_attention is False
     assert found.sources["output_attention"].startswith("the .meta graph")
     assert (found.input_depth, found.memory_depth) == (EMBED, UNITS)
-    difference, inputs = checkpoint.check_against_graph(prefix, found, weights)
-    assert difference <= TOLERANCE
+    difference, inputs, compared = checkpoint.check_against_graph(prefix, found, weights)
+    assert difference <= TOLERANCE and compared.startswith("the teacher-forced logits")
     assert set(inputs) == {"source", "source_lengths", "decoder_inputs", "target_lengths"}
     # Planted misreads, each caught by the same check.
     for wrong in (dataclasses.replace(spec, output_attention=True),
                   dataclasses.replace(spec, cell=type(spec.cell).make("lstm", UNITS))):
+        planted = dataclasses.replace(found, spec=wrong)
+        assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("loops", ["TF2 While", "TF1 Enter/Exit"])
+def test_an_inference_graph_is_checked_by_decoding_greedily_as_it_does(tmp_path, loops):
+    """The .meta beside the checkpoint is the greedy inference graph (GreedyEmbeddingHelper,
+    impute_finished, maximum_iterations): the twin decodes from the loop's start tokens with the
+    embedding the loop looks up and the end token it compares with, and must emit the graph's
+    tokens with its logits; the misreads planted in the teacher-forced test fail here too."""
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), v1_loops=loops != "TF2 While",
+                              greedy=True)
+    found, weights = _found(prefix)
+    assert found.spec.cell.get("forget_bias") == 0.0 and found.spec.output_attention is False
+    difference, inputs, compared = checkpoint.check_against_graph(prefix, found, weights)
+    assert difference <= TOLERANCE, compared
+    assert compared.startswith("the greedy decoding of its dynamic_decode") and \
+        "target_embedding looked up in the loop, end token 2" in compared
+    assert set(inputs) == {"source", "source_lengths"}
+    # A row ends (at its first step) while the others are cut at MAX_STEPS: the graph's stop and
+    # its impute_finished are exercised.
+    model = user_model.Model(prefix)
+    logits = model.graph.get_tensor_by_name("logits:0")
+    feed = user_model.generate_inputs(model, model.placeholders([logits]))
+    with model.session() as sess:
+        logits = sess.run(logits, {f"{k}:0": v for k, v in feed.items()})
+    ends = [list(row).index(2) + 1 if 2 in row else None for row in np.argmax(logits, -1)]
+    assert len(set(ends)) >= 2
+    assert logits.shape[1] == (MAX_STEPS if None in ends else max(ends))
+    for wrong in (dataclasses.replace(found.spec, output_attention=True),
+                  dataclasses.replace(found.spec, cell=type(found.spec.cell).make("lstm", UNITS))):
         planted = dataclasses.replace(found, spec=wrong)
         assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
 
@@ -117,7 +166,7 @@ def test_a_multi_rnn_cell_decoder_is_read_checked_and_converted(tmp_path, nmt):
     assert (spec.wrapper_name, spec.output_bias) == (("attention", False) if nmt else
                                                      ("attention_wrapper", True))
     assert found.sources["cell_0.forget_bias"] == "the .meta graph"
-    difference, _ = checkpoint.check_against_graph(prefix, found, weights)
+    difference, _, _ = checkpoint.check_against_graph(prefix, found, weights)
     assert difference <= TOLERANCE
     # Planted: the bottom level's forget_bias at LSTMCell's default.
     wrong = type(spec.cell).make(spec.cell.kind, UNITS, **{**dict(spec.cell.options),

@@ -186,6 +186,9 @@ def _loop_input(graph, scope, k):
     except KeyError:
         pass
     try:
+        # With maximum_iterations, TF 1's while_loop enters its `iteration_counter` first.
+        first = graph.get_operation_by_name(f"{loop}/Enter").inputs[0]
+        k += first.op.name.endswith("iteration_counter")
         return graph.get_operation_by_name(f"{loop}/Enter" + (f"_{k}" if k else "")).inputs[0]
     except KeyError:
         raise UserError(f"The .meta graph has no dynamic_decode loop under {loop}/ (neither a "
@@ -263,22 +266,145 @@ def _rnn_output(graph, scope):
                     "outputs are not where it writes them.")
 
 
+GATHERS = {"GatherV2", "ResourceGather", "Gather"}
+
+
+def _in_loop(view, key, loop):
+    """Whether op `key` runs inside the while loop named `loop` (TF 1 Enter/Exit: its name is
+    under `loop/`; TF 2: its function is the loop's body, or called from it)."""
+    from legacy_rnn.zoo.graphview import MAIN
+    fn, name = key
+    if fn == MAIN:
+        return name.startswith(loop + "/")
+    seen = set()
+    while fn != MAIN and fn not in seen:
+        seen.add(fn)
+        callers = view.callers.get(fn)
+        if not callers:
+            return False
+        caller_fn, caller, op = callers[0]
+        if op in ("While", "StatelessWhile") and caller_fn == MAIN and caller == loop:
+            return True
+        fn = caller_fn
+    return False
+
+
+def _feeds_loop(view, key, loop, depth=8):
+    """Whether the output of main-graph op `key` reaches the loop `loop` within `depth` ops."""
+    frontier, seen = [key], {key}
+    for _ in range(depth):
+        following = []
+        for current in frontier:
+            for nxt, _ in view.next_ops(current):
+                if nxt[1] == loop or _in_loop(view, nxt, loop):
+                    return True
+                if nxt not in seen and nxt[0] == current[0]:
+                    seen.add(nxt)
+                    following.append(nxt)
+        frontier = following
+    return False
+
+
+def _outside(view, producer, loop):
+    """The main-graph tensor (`node:index`) outside `loop` that a value inside it comes from
+    (through a body's arguments, Enter and Identity), or None where the loop computes it."""
+    from legacy_rnn.zoo.graphview import MAIN
+    fn, name, index = producer
+    for _ in range(16):
+        if fn != MAIN:
+            tensor = view.main_tensor((fn, name, index))
+            if tensor is None:
+                return None
+            name, index = tensor.rsplit(":", 1)
+            fn, index = MAIN, int(index)
+        if view.op((MAIN, name)) in ("Enter", "Identity") and name.startswith(loop + "/"):
+            fn, name, index = view.inputs[(MAIN, name)][0]
+            continue
+        return None if name.startswith(loop + "/") else f"{name}:{index}"
+    return None
+
+
+def _greedy_problem(view, found, shapes):
+    """What a GreedyEmbeddingHelper decoder's loop reads besides the attention's memory and the
+    initial state: {embedding: variable name, start_tokens: tensor, end_token: tensor or value}.
+    None when no embedding of the decoder's inputs is looked up inside its loop (a teacher-forced
+    decoder's graph); UserError where the graph is read only in part."""
+    from legacy_rnn.zoo import graphview
+    loop = _join(found.spec.scope, "while")
+    # The sampled ids index it, and its rows are the decoder's inputs.
+    candidates = [name for name, shape in shapes.items() if not _slot(name)
+                  and tuple(shape) == (found.spec.vocab, found.input_depth)]
+    inside, outside = {}, {}
+    for name in candidates:
+        keys = graphview.first_use(view, name, GATHERS)
+        loop_keys = [k for k in keys if _in_loop(view, k, loop)]
+        if loop_keys:
+            inside[name] = loop_keys
+            outside[name] = [k for k in keys if k[0] == graphview.MAIN and k not in loop_keys
+                             and _feeds_loop(view, k, loop)]
+    if not inside:
+        return None
+    if len(inside) != 1:
+        raise UserError(f"The decoder loop {loop} looks up {len(inside)} embeddings "
+                        f"({', '.join(sorted(inside))}); a GreedyEmbeddingHelper looks up one.")
+    (embedding, _), = inside.items()
+    starts = outside[embedding]
+    if len(starts) != 1:
+        raise UserError(f"The decoder loop {loop} starts from {len(starts)} lookups of "
+                        f"{embedding} (the start tokens' embedding); a GreedyEmbeddingHelper "
+                        "starts from one.")
+    fn, name, index = view.inputs[starts[0]][1]  # Gather(params, indices, ...)
+    start_tokens = f"{name}:{index}"
+    ends = []
+    for key, node in view.nodes.items():
+        if node is None or node.op != "Equal" or not _in_loop(view, key, loop):
+            continue
+        operands = view.inputs[key]
+        sampled = [i for i, (f, n, _) in enumerate(operands)
+                   if view.op((f, n)) == "ArgMax" or (view.op((f, n)) == "Cast" and view.op(
+                       view.inputs[(f, n)][0][:2]) == "ArgMax")]
+        if len(sampled) == 1:
+            other = operands[1 - sampled[0]]
+            value = view.const_array(other[:2])
+            ends.append(int(value) if value is not None else _outside(view, other, loop))
+    if len(ends) != 1 or ends[0] is None:
+        raise UserError(f"The decoder loop {loop} compares its argmax with {len(ends)} end "
+                        "tokens it reads from outside; a GreedyEmbeddingHelper compares it with "
+                        "one.")
+    return {"embedding": embedding, "start_tokens": start_tokens, "end_token": ends[0]}
+
+
 def check_against_graph(prefix, found, weights, rng_seed=0):
-    """(largest |twin - graph| of the teacher-forced logits, what was compared)."""
+    """(largest |twin - graph| of the decoder's logits, the generated inputs, what was
+    compared). A teacher-forced decoder (TrainingHelper): the twin is fed the loop's inputs. A
+    greedy one (GreedyEmbeddingHelper, an inference graph): the twin decodes greedily from the
+    loop's start tokens with the graph's embedding and end token; its tokens must be the graph's
+    (argmax of the graph's logits) and its logits are compared step by step up to each row's
+    end (past it, impute_finished may zero the graph's)."""
+    import keras
     import tensorflow as tf
+
     from legacy_rnn.regression import user_model
+    from legacy_rnn.training import checkpoints
     from legacy_rnn.seq2seq import keras_decoder
-    from legacy_rnn.zoo import cells
+    from legacy_rnn.zoo import cells, graphview
     spec = found.spec
     model = user_model.Model(prefix)
     graph = model.graph
+    view = graphview.GraphView(graph.as_graph_def())
+    greedy = _greedy_problem(view, found, checkpoints.list_variables(prefix))
     with graph.as_default():
         logits = _rnn_output(graph, spec.scope)
         values, lengths = _memory(graph, spec)
         n_state = len(cells.tf1_state_sizes(spec.cell))
         state = [_loop_input(graph, spec.scope, 3 + i) for i in range(n_state)]
-        inputs = _helper_inputs(graph, spec.scope)
-    fetches = {"logits": logits, "values": values, "state": state, "inputs": inputs}
+        fetches = {"logits": logits, "values": values, "state": state}
+        if greedy is None:
+            fetches["inputs"] = _helper_inputs(graph, spec.scope)
+        else:
+            fetches["start_tokens"] = graph.get_tensor_by_name(greedy["start_tokens"])
+            if isinstance(greedy["end_token"], str):
+                fetches["end_token"] = graph.get_tensor_by_name(greedy["end_token"])
     if lengths is not None:
         fetches["lengths"] = lengths
     placeholders = model.placeholders(tf.nest.flatten(fetches))
@@ -297,17 +423,36 @@ def check_against_graph(prefix, found, weights, rng_seed=0):
     batch = got["values"].shape[0]
     steps = got["logits"].shape[1]
     memory = keras_decoder.Memory(cell.attention, got["values"], got.get("lengths"))
-    twin, _ = keras_decoder.teacher_forced(
-        cell, projection, got["inputs"], np.full(batch, steps, np.int32), memory,
-        [np.asarray(s) for s in states] + [cell.initial_attention(batch)])
-    difference = float(np.max(np.abs(np.asarray(twin) - got["logits"])))
-    return difference, {k: list(np.shape(v)) for k, v in feed.items()}
+    initial = [np.asarray(s) for s in states] + [cell.initial_attention(batch)]
+    inputs = {k: list(np.shape(v)) for k, v in feed.items()}
+    if greedy is None:
+        twin, _ = keras_decoder.teacher_forced(
+            cell, projection, got["inputs"], np.full(batch, steps, np.int32), memory, initial)
+        difference = float(np.max(np.abs(np.asarray(twin) - got["logits"])))
+        return difference, inputs, ("the teacher-forced logits of its dynamic_decode, the twin "
+                                    "fed the loop's own memory, lengths, initial state and inputs")
+    table = checkpoints.load_tensors(prefix, [greedy["embedding"]])[greedy["embedding"]]
+    end = int(got.get("end_token", greedy["end_token"]))
+    ids, twin, twin_lengths = keras_decoder.greedy_decode(
+        cell, projection, lambda t: keras.ops.take(table, t, axis=0),
+        np.asarray(got["start_tokens"], np.int32), end, memory, initial, steps)
+    ids, twin, twin_lengths = np.asarray(ids), np.asarray(twin), np.asarray(twin_lengths)
+    compared = (f"the greedy decoding of its dynamic_decode (GreedyEmbeddingHelper: "
+                f"{greedy['embedding']} looked up in the loop, end token {end}), the twin "
+                "decoding from the loop's own memory, lengths, initial state and start tokens: "
+                "tokens equal, logits up to each row's end")
+    within = np.arange(steps)[None] < twin_lengths[:, None]
+    if ids.shape[1] != steps or not np.array_equal(
+            np.where(within, ids, -1), np.where(within, np.argmax(got["logits"], -1), -1)):
+        return float("inf"), inputs, compared + " (the twin's tokens differ from the graph's)"
+    difference = float(np.max(np.abs(twin - got["logits"]) * within[:, :, None]))
+    return difference, inputs, compared
 
 
 def convert(prefix, output_dir, found, weights):
     """Checks `found` against the graph; writes `<scope>.decoder.json` and its `.npz` into
     `output_dir` when it passes. Returns a report dict."""
-    difference, inputs = check_against_graph(prefix, found, weights)
+    difference, inputs, compared = check_against_graph(prefix, found, weights)
     ok = difference <= TOLERANCE
     stem = (found.spec.scope or "decoder").replace("/", "__") + ".decoder"
     report = {"decoder": found.spec.describe(), "scope": found.spec.scope,
@@ -315,9 +460,7 @@ def convert(prefix, output_dir, found, weights):
               "options": {name: {"value": _option_value(found.spec, name), "source": source}
                           for name, source in found.sources.items()},
               "largest_difference": difference, "tolerance": TOLERANCE,
-              "verified_against": "the user's graph (.meta): the teacher-forced logits of its "
-                                  "dynamic_decode, the twin fed the loop's own memory, lengths, "
-                                  "initial state and inputs",
+              "verified_against": f"the user's graph (.meta): {compared}",
               "inputs": inputs, "ok": ok, "file": stem + ".json" if ok else None}
     if ok:
         from legacy_rnn.seq2seq import keras_decoder
