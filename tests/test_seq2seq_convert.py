@@ -23,10 +23,11 @@ TOLERANCE = checkpoint.TOLERANCE
 VOCAB, EMBED, UNITS = 9, 3, 4
 MAX_STEPS = 7
 GREEDY_SCALE, END_BIAS = 1.2, 0.6  # the greedy graph's weights: one row of four ends at once
+LENGTH_PENALTY = 0.7
 
 
 def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=False,
-                     stack=False, nmt=False, greedy=False):
+                     stack=False, nmt=False, greedy=False, beam_width=0):
     """embedding -> dynamic_rnn(LSTMCell) encoder -> AttentionWrapper(LSTMCell(forget_bias),
     LuongAttention(scale=True), attention_layer_size=UNITS, output_attention) from the encoder's
     state, TrainingHelper, Dense("output_projection"), sequence_loss, Adam; saved with its .meta.
@@ -35,7 +36,10 @@ def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=F
     `name="attention"` and an output projection without a bias. `greedy`: the inference graph
     instead (GreedyEmbeddingHelper from start token 1 to end token 2, at most MAX_STEPS steps,
     impute_finished), as nmt's inference model is saved, with weights drawn by name (the same
-    for both kinds of loop)."""
+    for both kinds of loop); `beam_width`: the beam-search inference graph (BeamSearchDecoder,
+    length_penalty_weight LENGTH_PENALTY, the memory, its lengths and the initial state
+    tile_batch'ed), likewise."""
+    greedy = greedy or bool(beam_width)
     if v1_loops:
         v1.disable_control_flow_v2()
     try:
@@ -55,23 +59,38 @@ def build_user_graph(prefix, v1_loops=False, forget_bias=0.0, output_attention=F
             memory, state = v1.nn.dynamic_rnn(
                 cell_of(), tf.nn.embedding_lookup(source_embedding, source),
                 source_lengths, dtype=tf.float32, scope="encoder")
+            batch = tf.shape(source)[0]
+            if beam_width:
+                memory, source_lengths, state = (
+                    tf.nest.map_structure(lambda t: tf1.tile_batch(t, beam_width), x)
+                    for x in (memory, source_lengths, state))
             mechanism = tf1.LuongAttention(UNITS, memory, source_lengths, scale=True)
             cell = tf1.AttentionWrapper(cell_of(forget_bias), mechanism,
                                         attention_layer_size=UNITS,
                                         output_attention=output_attention,
                                         name="attention" if nmt else None)
-            initial = cell.zero_state(tf.shape(source)[0], tf.float32)._replace(cell_state=state)
-            if greedy:
+            initial = cell.zero_state(batch * max(1, beam_width), tf.float32)._replace(
+                cell_state=state)
+            projection = v1.layers.Dense(VOCAB, name="output_projection", use_bias=not nmt)
+            if beam_width:
+                decoder = tf1.BeamSearchDecoder(
+                    cell, target_embedding, tf.fill([batch], 1), 2, initial, beam_width,
+                    projection, length_penalty_weight=LENGTH_PENALTY)
+            elif greedy:
                 helper = tf1.GreedyEmbeddingHelper(
                     target_embedding, tf.fill([tf.shape(source)[0]], 1), 2)
             else:
                 helper = tf1.TrainingHelper(
                     tf.nn.embedding_lookup(target_embedding, decoder_ids), target_lengths)
-            decoder = tf1.BasicDecoder(cell, helper, initial, v1.layers.Dense(
-                VOCAB, name="output_projection", use_bias=not nmt))
-            outputs, _, _ = tf1.dynamic_decode(decoder, impute_finished=greedy,
+            if not beam_width:
+                decoder = tf1.BasicDecoder(cell, helper, initial, projection)
+            outputs, _, _ = tf1.dynamic_decode(decoder, impute_finished=greedy and not beam_width,
                                                maximum_iterations=MAX_STEPS if greedy else None)
-            logits = tf.identity(outputs.rnn_output, "logits")
+            if beam_width:
+                tf.identity(outputs.predicted_ids, "predicted_ids")
+                logits = tf.identity(outputs.beam_search_decoder_output.scores, "scores")
+            else:
+                logits = tf.identity(outputs.rnn_output, "logits")
             steps = tf.shape(logits)[1]
             train = None if greedy else v1.train.AdamOptimizer(0.01).minimize(tf1.sequence_loss(
                 logits, targets[:, :steps], tf.sequence_mask(target_lengths, steps, tf.float32)))
@@ -152,6 +171,30 @@ def test_an_inference_graph_is_checked_by_decoding_greedily_as_it_does(tmp_path,
                   dataclasses.replace(found.spec, cell=type(found.spec.cell).make("lstm", UNITS))):
         planted = dataclasses.replace(found, spec=wrong)
         assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("loops", ["TF2 While", "TF1 Enter/Exit"])
+def test_a_beam_search_graph_is_checked_by_searching_as_it_does(tmp_path, loops, monkeypatch):
+    """The .meta is the beam-search inference graph: the twin searches from the loop's own tiled
+    memory and state with the beam width and length penalty read from the graph; each step's
+    word ids and parents must be the graph's, its scores within the tolerance. Planted misreads
+    (output_attention, forget_bias) and a length penalty read wrong fail."""
+    prefix = build_user_graph(str(tmp_path / "model.ckpt"), v1_loops=loops != "TF2 While",
+                              beam_width=3)
+    found, weights = _found(prefix)
+    difference, inputs, compared = checkpoint.check_against_graph(prefix, found, weights)
+    assert difference <= TOLERANCE, compared
+    assert compared.startswith("the beam search of its dynamic_decode (BeamSearchDecoder: beam "
+                               f"width 3 and length_penalty_weight {LENGTH_PENALTY:g}"), compared
+    assert set(inputs) == {"source", "source_lengths"}
+    for wrong in (dataclasses.replace(found.spec, output_attention=True),
+                  dataclasses.replace(found.spec, cell=type(found.spec.cell).make("lstm", UNITS))):
+        planted = dataclasses.replace(found, spec=wrong)
+        assert checkpoint.check_against_graph(prefix, planted, weights)[0] > 100 * TOLERANCE
+    read = checkpoint._sampling_problem
+    monkeypatch.setattr(checkpoint, "_sampling_problem",
+                        lambda *args: {**read(*args), "length_penalty_weight": 0.0})
+    assert checkpoint.check_against_graph(prefix, found, weights)[0] > 100 * TOLERANCE
 
 
 @pytest.mark.parametrize("nmt", [False, True], ids=["contrib's names", "nmt's names"])

@@ -249,9 +249,13 @@ def _memory(graph, spec):
     return values, lengths
 
 
-def _rnn_output(graph, scope):
-    for stack in (_join(scope, "TensorArrayV2Stack/TensorListStack"),
-                  _join(scope, "TensorArrayStack/TensorArrayGatherV3")):
+def _stacked_output(graph, scope, i=0):
+    """The loop's `i`-th output sequence, batch-major: dynamic_decode stacks each output's
+    TensorArray after the loop (BasicDecoder: rnn_output, sample_id; BeamSearchDecoder: scores,
+    predicted_ids, parent_ids)."""
+    suffix = f"_{i}" if i else ""
+    for stack in (_join(scope, f"TensorArrayV2Stack{suffix}/TensorListStack"),
+                  _join(scope, f"TensorArrayStack{suffix}/TensorArrayGatherV3")):
         try:
             op = graph.get_operation_by_name(stack)
         except KeyError:
@@ -261,9 +265,22 @@ def _rnn_output(graph, scope):
         if transposes:
             return transposes[0].outputs[0]
         import tensorflow as tf
-        return tf.transpose(out, [1, 0, 2])  # output_time_major
+        return tf.transpose(out, [1, 0] + list(range(2, out.shape.rank)))  # output_time_major
     raise UserError(f"The .meta graph stacks no decoder outputs under {scope}/: dynamic_decode's "
                     "outputs are not where it writes them.")
+
+
+def _rnn_output(graph, scope):
+    return _stacked_output(graph, scope, 0)
+
+
+def _is_beam_search(view, scope):
+    """Whether the decoder under `scope` is a BeamSearchDecoder: contrib's GatherTree op, or its
+    step's name scope inside the decoder's loop."""
+    loop = _join(scope, "while")
+    return any(node is not None and (node.op == "GatherTree" or (
+        "BeamSearchDecoderStep" in name and _in_loop(view, (fn, name), loop)))
+        for (fn, name), node in view.nodes.items())
 
 
 GATHERS = {"GatherV2", "ResourceGather", "Gather"}
@@ -324,13 +341,25 @@ def _outside(view, producer, loop):
     return None
 
 
-def _greedy_problem(view, found, shapes):
-    """What a GreedyEmbeddingHelper decoder's loop reads besides the attention's memory and the
-    initial state: {embedding: variable name, start_tokens: tensor, end_token: tensor or value}.
-    None when no embedding of the decoder's inputs is looked up inside its loop (a teacher-forced
-    decoder's graph); UserError where the graph is read only in part."""
+def _sampled(view, operand, ops):
+    """Whether `operand` is computed (through a Cast) by an op of a type in `ops`."""
+    key = operand[:2]
+    if view.op(key) == "Cast":
+        key = view.inputs[key][0][:2]
+    return view.op(key) in ops
+
+
+def _sampling_problem(view, found, shapes, beam):
+    """What a decoder that feeds itself reads besides the attention's memory and the initial
+    state: {embedding: variable name, start_tokens: tensor, end_token: tensor name or value,
+    length_penalty_weight (beam)}. None when no embedding of the decoder's inputs is looked up
+    inside its loop (a teacher-forced decoder's graph); UserError where the graph is read only in
+    part. GreedyEmbeddingHelper compares the argmax with the end token, BeamSearchDecoder the
+    word ids (`indices % vocab`); its length penalty is the exponent of the Pow ops in its step
+    (none: weight 0, which contrib computes as no penalty)."""
     from legacy_rnn.zoo import graphview
     loop = _join(found.spec.scope, "while")
+    what = "a BeamSearchDecoder" if beam else "a GreedyEmbeddingHelper"
     # The sampled ids index it, and its rows are the decoder's inputs.
     candidates = [name for name, shape in shapes.items() if not _slot(name)
                   and tuple(shape) == (found.spec.vocab, found.input_depth)]
@@ -343,68 +372,90 @@ def _greedy_problem(view, found, shapes):
             outside[name] = [k for k in keys if k[0] == graphview.MAIN and k not in loop_keys
                              and _feeds_loop(view, k, loop)]
     if not inside:
+        if beam:
+            raise UserError(f"The BeamSearchDecoder's loop {loop} looks up no embedding of "
+                            f"{found.spec.vocab} x {found.input_depth} in the checkpoint: its "
+                            "inputs cannot be reproduced.")
         return None
     if len(inside) != 1:
         raise UserError(f"The decoder loop {loop} looks up {len(inside)} embeddings "
-                        f"({', '.join(sorted(inside))}); a GreedyEmbeddingHelper looks up one.")
+                        f"({', '.join(sorted(inside))}); {what} looks up one.")
     (embedding, _), = inside.items()
     starts = outside[embedding]
     if len(starts) != 1:
         raise UserError(f"The decoder loop {loop} starts from {len(starts)} lookups of "
-                        f"{embedding} (the start tokens' embedding); a GreedyEmbeddingHelper "
-                        "starts from one.")
+                        f"{embedding} (the start tokens' embedding); {what} starts from one.")
     fn, name, index = view.inputs[starts[0]][1]  # Gather(params, indices, ...)
-    start_tokens = f"{name}:{index}"
-    ends = []
+    problem = {"embedding": embedding, "start_tokens": f"{name}:{index}"}
+    ends, exponents = [], set()
+    sample_ops = {"FloorMod"} if beam else {"ArgMax"}
     for key, node in view.nodes.items():
-        if node is None or node.op != "Equal" or not _in_loop(view, key, loop):
+        if node is None or node.op not in ("Equal", "Pow") or not _in_loop(view, key, loop):
             continue
         operands = view.inputs[key]
-        sampled = [i for i, (f, n, _) in enumerate(operands)
-                   if view.op((f, n)) == "ArgMax" or (view.op((f, n)) == "Cast" and view.op(
-                       view.inputs[(f, n)][0][:2]) == "ArgMax")]
+        if node.op == "Pow":
+            exponents.add(view.const(operands[1][:2]) if view.const(operands[1][:2]) is not None
+                          else _outside(view, operands[1], loop))
+            continue
+        sampled = [i for i, operand in enumerate(operands) if _sampled(view, operand, sample_ops)]
         if len(sampled) == 1:
             other = operands[1 - sampled[0]]
             value = view.const_array(other[:2])
             ends.append(int(value) if value is not None else _outside(view, other, loop))
     if len(ends) != 1 or ends[0] is None:
-        raise UserError(f"The decoder loop {loop} compares its argmax with {len(ends)} end "
-                        "tokens it reads from outside; a GreedyEmbeddingHelper compares it with "
-                        "one.")
-    return {"embedding": embedding, "start_tokens": start_tokens, "end_token": ends[0]}
+        raise UserError(f"The decoder loop {loop} compares its {'word ids' if beam else 'argmax'}"
+                        f" with {len(ends)} end tokens it reads from outside; {what} compares "
+                        "them with one.")
+    problem["end_token"] = ends[0]
+    if beam:
+        if len(exponents) > 1 or None in exponents:
+            raise UserError(f"The beam search under {loop} raises lengths to "
+                            f"{len(exponents)} powers; contrib's length penalty uses one "
+                            "constant length_penalty_weight.")
+        problem["length_penalty_weight"] = exponents.pop() if exponents else 0.0
+    return problem
 
 
 def check_against_graph(prefix, found, weights, rng_seed=0):
-    """(largest |twin - graph| of the decoder's logits, the generated inputs, what was
-    compared). A teacher-forced decoder (TrainingHelper): the twin is fed the loop's inputs. A
-    greedy one (GreedyEmbeddingHelper, an inference graph): the twin decodes greedily from the
-    loop's start tokens with the graph's embedding and end token; its tokens must be the graph's
-    (argmax of the graph's logits) and its logits are compared step by step up to each row's
-    end (past it, impute_finished may zero the graph's)."""
+    """(largest |twin - graph| of the decoder's logits or beam scores, the generated inputs,
+    what was compared). A teacher-forced decoder (TrainingHelper): the twin is fed the loop's
+    inputs. One that feeds itself (an inference graph) decodes from the loop's own start tokens,
+    with the embedding the loop looks up and the end token it compares with: greedy
+    (GreedyEmbeddingHelper), its tokens must be the graph's (the argmax of the graph's logits)
+    and its logits are compared step by step up to each row's end (past it, impute_finished may
+    zero the graph's); beam search (BeamSearchDecoder, the beam width and length penalty read
+    from the graph), each step's word ids and parent beams must be the graph's and its scores
+    are compared."""
     import keras
     import tensorflow as tf
 
     from legacy_rnn.regression import user_model
-    from legacy_rnn.training import checkpoints
     from legacy_rnn.seq2seq import keras_decoder
+    from legacy_rnn.training import checkpoints
     from legacy_rnn.zoo import cells, graphview
     spec = found.spec
     model = user_model.Model(prefix)
     graph = model.graph
     view = graphview.GraphView(graph.as_graph_def())
-    greedy = _greedy_problem(view, found, checkpoints.list_variables(prefix))
+    beam = _is_beam_search(view, spec.scope)
+    sampling = _sampling_problem(view, found, checkpoints.list_variables(prefix), beam)
+    n_outputs = 3 if beam else 2  # the loop's output TensorArrays, before its state
     with graph.as_default():
-        logits = _rnn_output(graph, spec.scope)
         values, lengths = _memory(graph, spec)
         n_state = len(cells.tf1_state_sizes(spec.cell))
-        state = [_loop_input(graph, spec.scope, 3 + i) for i in range(n_state)]
-        fetches = {"logits": logits, "values": values, "state": state}
-        if greedy is None:
+        state = [_loop_input(graph, spec.scope, 1 + n_outputs + i) for i in range(n_state)]
+        fetches = {"values": values, "state": state}
+        if beam:
+            fetches.update({name: _stacked_output(graph, spec.scope, i) for i, name in
+                            enumerate(("scores", "word_ids", "parent_ids"))})
+        else:
+            fetches["logits"] = _rnn_output(graph, spec.scope)
+        if sampling is None:
             fetches["inputs"] = _helper_inputs(graph, spec.scope)
         else:
-            fetches["start_tokens"] = graph.get_tensor_by_name(greedy["start_tokens"])
-            if isinstance(greedy["end_token"], str):
-                fetches["end_token"] = graph.get_tensor_by_name(greedy["end_token"])
+            fetches["start_tokens"] = graph.get_tensor_by_name(sampling["start_tokens"])
+            if isinstance(sampling["end_token"], str):
+                fetches["end_token"] = graph.get_tensor_by_name(sampling["end_token"])
     if lengths is not None:
         fetches["lengths"] = lengths
     placeholders = model.placeholders(tf.nest.flatten(fetches))
@@ -416,31 +467,58 @@ def check_against_graph(prefix, found, weights, rng_seed=0):
         sess.close()
     cell, projection = spec.keras_twin(found.input_depth, found.memory_depth)
     spec.to_keras(cell, projection, weights)
-    tf1_state = (got["state"][0] if n_state == 1 else
-                 tf.nest.pack_sequence_as(spec.cell.family.tf1_cell(spec.cell).state_size,
-                                          got["state"]))
+    # A beam search's cell state is [batch, beam, ...]: the twin's rows are batch * beam.
+    flat = [np.reshape(s, (-1,) + np.shape(s)[2:]) if beam else s for s in got["state"]]
+    tf1_state = (flat[0] if n_state == 1 else
+                 tf.nest.pack_sequence_as(spec.cell.family.tf1_cell(spec.cell).state_size, flat))
     states = spec.cell.family.state_to_keras(spec.cell, tf1_state)
-    batch = got["values"].shape[0]
-    steps = got["logits"].shape[1]
+    rows = got["values"].shape[0]
     memory = keras_decoder.Memory(cell.attention, got["values"], got.get("lengths"))
-    initial = [np.asarray(s) for s in states] + [cell.initial_attention(batch)]
+    initial = [np.asarray(s) for s in states] + [cell.initial_attention(rows)]
     inputs = {k: list(np.shape(v)) for k, v in feed.items()}
-    if greedy is None:
+    if sampling is None:
+        steps = got["logits"].shape[1]
         twin, _ = keras_decoder.teacher_forced(
-            cell, projection, got["inputs"], np.full(batch, steps, np.int32), memory, initial)
+            cell, projection, got["inputs"], np.full(rows, steps, np.int32), memory, initial)
         difference = float(np.max(np.abs(np.asarray(twin) - got["logits"])))
         return difference, inputs, ("the teacher-forced logits of its dynamic_decode, the twin "
                                     "fed the loop's own memory, lengths, initial state and inputs")
-    table = checkpoints.load_tensors(prefix, [greedy["embedding"]])[greedy["embedding"]]
-    end = int(got.get("end_token", greedy["end_token"]))
+    table = checkpoints.load_tensors(prefix, [sampling["embedding"]])[sampling["embedding"]]
+
+    def embed(ids):
+        return keras.ops.take(table, ids, axis=0)
+
+    end = int(got.get("end_token", sampling["end_token"]))
+    start = np.asarray(got["start_tokens"], np.int32)
+    read = (f"{sampling['embedding']} looked up in the loop, end token {end}")
+    if beam:
+        width = got["scores"].shape[2]
+        weight = sampling["length_penalty_weight"]
+        steps = got["scores"].shape[1]
+        _, scores, _, word_ids, parents = keras_decoder.beam_search_decode(
+            cell, projection, embed, start[:, 0] if start.ndim == 2 else start, end, memory,
+            initial, width, steps, weight, steps_too=True)
+        compared = (f"the beam search of its dynamic_decode (BeamSearchDecoder: beam width "
+                    f"{width} and length_penalty_weight {weight:g} from the graph, {read}), the "
+                    "twin searching from the loop's own memory, lengths, initial state and start "
+                    "tokens: each step's word ids and parent beams equal, scores compared")
+        scores, word_ids, parents = (np.asarray(x) for x in (scores, word_ids, parents))
+        if scores.shape != got["scores"].shape or not (
+                np.array_equal(word_ids, got["word_ids"])
+                and np.array_equal(parents, got["parent_ids"])):
+            return float("inf"), inputs, compared + " (the twin's beams differ from the graph's)"
+        finite = np.isfinite(got["scores"])
+        if not np.array_equal(finite, np.isfinite(scores)):
+            return float("inf"), inputs, compared + " (the twin's scores are not finite where " \
+                                                    "the graph's are)"
+        return float(np.max(np.abs(scores - got["scores"])[finite])), inputs, compared
+    steps = got["logits"].shape[1]
     ids, twin, twin_lengths = keras_decoder.greedy_decode(
-        cell, projection, lambda t: keras.ops.take(table, t, axis=0),
-        np.asarray(got["start_tokens"], np.int32), end, memory, initial, steps)
+        cell, projection, embed, start, end, memory, initial, steps)
     ids, twin, twin_lengths = np.asarray(ids), np.asarray(twin), np.asarray(twin_lengths)
-    compared = (f"the greedy decoding of its dynamic_decode (GreedyEmbeddingHelper: "
-                f"{greedy['embedding']} looked up in the loop, end token {end}), the twin "
-                "decoding from the loop's own memory, lengths, initial state and start tokens: "
-                "tokens equal, logits up to each row's end")
+    compared = (f"the greedy decoding of its dynamic_decode (GreedyEmbeddingHelper: {read}), the "
+                "twin decoding from the loop's own memory, lengths, initial state and start "
+                "tokens: tokens equal, logits up to each row's end")
     within = np.arange(steps)[None] < twin_lengths[:, None]
     if ids.shape[1] != steps or not np.array_equal(
             np.where(within, ids, -1), np.where(within, np.argmax(got["logits"], -1), -1)):

@@ -258,10 +258,11 @@ def gather_tree(step_ids, parent_ids, max_lengths, end_token):
 
 def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, memory, states,
                        beam_width, maximum_iterations, length_penalty_weight=0.0,
-                       stop_early=True):
+                       stop_early=True, steps_too=False):
     """BeamSearchDecoder under dynamic_decode: (predicted ids [B, T, K] after gather_tree,
     scores [B, T, K], lengths [B, K]); `memory` and `states` hold batch * beam_width rows
-    (`Memory.tiled`, `tile_batch`), as TF1's must. `stop_early=False`: as greedy_decode's."""
+    (`Memory.tiled`, `tile_batch`), as TF1's must. `stop_early=False`: as greedy_decode's.
+    `steps_too`: also each step's word ids and parent beams [B, T, K] (the loop's outputs)."""
     batch = ops.shape(start_tokens)[0]
     width = beam_width
     start = ops.repeat(ops.cast(start_tokens, "int32")[:, None], width, axis=1)
@@ -303,6 +304,8 @@ def beam_search_decode(decoder, projection, embedding, start_tokens, end_token, 
         inputs = embedding(word_ids)
     ids, parents = ops.stack(ids_t, 1), ops.stack(parents_t, 1)
     predicted = gather_tree(ids, parents, ops.max(lengths, axis=1), end_token)
+    if steps_too:
+        return predicted, ops.stack(scores_t, 1), lengths, ids, parents
     return predicted, ops.stack(scores_t, 1), lengths
 
 
