@@ -15,9 +15,12 @@ The check runs the user's graph (imported from its `.meta`, dropout passed throu
 inputs and reads the values its `dynamic_decode` loop starts from: the mechanism's memory (the
 input of memory_layer) and lengths (its SequenceMask's), the loop's initial cell state and the
 TrainingHelper's input sequence; the twin decodes from those, and its logits are compared with the
-graph's `rnn_output` (the stacked first output of the loop). Supported: a teacher-forced
-(TrainingHelper) BasicDecoder under dynamic_decode, written by TF 1.x (Enter/Exit loops) or TF 2
-(`While`); a graph of another shape is refused naming what was not found.
+graph's `rnn_output` (the stacked first output of the loop). An inference graph is checked by
+decoding as it does (`check_against_graph`): greedily (GreedyEmbeddingHelper) or by beam search
+(BeamSearchDecoder), from the loop's own start tokens, with the embedding the loop looks up and
+the end token it compares with. Supported: those three under dynamic_decode, written by TF 1.x
+(Enter/Exit loops) or TF 2 (`While`); a graph of another shape is refused naming what was not
+found.
 """
 import dataclasses
 import os
