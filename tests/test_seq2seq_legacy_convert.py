@@ -155,3 +155,63 @@ def test_the_tutorials_multi_layer_cell_is_read_and_checked_against_the_users_gr
     back = spec.to_tf1(layers)
     assert set(back) == set(weights)
     assert max(np.max(np.abs(back[k] - weights[k])) for k in back) <= 1e-7
+
+
+def build_deepqa_graph(prefix):
+    """DeepQA's chatbot model in miniature: encoder0.. / decoder0.. placeholders ->
+    embedding_rnn_seq2seq(MultiRNNCell([DropoutWrapper(BasicLSTMCell(forget_bias=0.5),
+    output_keep_prob=0.9)] * 2)) -> softmax loss, Adam; saved from the training graph (dropout
+    on, the optimizer's gradients in it) with its .meta."""
+    def cell():
+        return v1.nn.rnn_cell.MultiRNNCell([v1.nn.rnn_cell.DropoutWrapper(
+            v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.5), output_keep_prob=0.9)
+            for _ in range(2)])
+
+    with tf.Graph().as_default() as graph:
+        v1.set_random_seed(5)
+        encoder = [v1.placeholder(tf.int32, [None], f"encoder{i}") for i in range(SOURCE)]
+        decoder = [v1.placeholder(tf.int32, [None], f"decoder{i}") for i in range(TARGET)]
+        targets = [v1.placeholder(tf.int32, [None], f"target{i}") for i in range(TARGET)]
+        outputs, _ = legacy.embedding_rnn_seq2seq(encoder, decoder, cell(), ENC, DEC, EMB,
+                                                  encoder_cell=cell())
+        loss = tf.add_n([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=t, logits=o)) for t, o in zip(targets, outputs)])
+        v1.train.AdamOptimizer(0.01).minimize(loss)
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, prefix)
+    return prefix
+
+
+def test_deepqas_embedding_rnn_seq2seq_training_graph_converts_checked_where_the_graph_can_be(
+        tmp_path, monkeypatch):
+    """Both halves convert. The encoder (static_rnn over EmbeddingWrapper) is checked against the
+    user's graph: fed ids at each step's lookup, its dropout passed through. Both used to be
+    checked only against this project's rebuild: the optimizer's gradient MatMuls read the
+    kernels too and hid the steps, and the gradients of the dropout kept it from being
+    neutralised. The decoder starts from the encoder's state, which the Keras block (starting
+    from zeros) cannot be compared with in the graph: the report says so and checks the rebuild.
+    A planted forget_bias misread fails against the graph."""
+    from legacy_rnn.zoo import FAMILIES
+    prefix = build_deepqa_graph(str(tmp_path / "model.ckpt"))
+    out = str(tmp_path / "out")
+    results, _ = blockwise.to_keras_blocks(prefix, out)
+    with open(os.path.join(out, "blocks.json")) as f:
+        entries = {b["scope"]: b for b in json.load(f)["blocks"]}
+    assert all(r.ok for r in results), entries
+    encoder = entries["embedding_rnn_seq2seq/rnn"]
+    assert encoder["verified_against"].startswith("the user's graph")
+    assert encoder["largest_difference"] <= TOLERANCE
+    assert any("dropout" in note for note in encoder["neutralised"]), encoder
+    decoder = entries["embedding_rnn_seq2seq/embedding_rnn_decoder/rnn_decoder"]
+    assert "starts the block from a state it computes" in decoder["verified_against"]
+    assert decoder["options"]["forget_bias"]["value"] == 0.5  # both levels
+    # Planted: every level's forget_bias read at BasicLSTMCell's default.
+    family = FAMILIES["basic_lstm"]
+    honest = family.options_in_graph
+    monkeypatch.setattr(family, "options_in_graph",
+                        lambda view, p: {**honest(view, p), "forget_bias": 1.0})
+    results, _ = blockwise.to_keras_blocks(prefix, str(tmp_path / "planted"))
+    (encoder,) = [r for r in results if r.block.prefix == "embedding_rnn_seq2seq/rnn"]
+    assert encoder.verified_against.startswith("the user's graph")
+    assert not encoder.ok and encoder.largest_difference > 100 * TOLERANCE

@@ -115,6 +115,9 @@ def _wrappers_with_options(block, view, meta, seen):
     recorded in `seen` under `<wrapper> activation`."""
     out = {}
     for _, spec, prefix, _, index in block.wrapped():
+        if not spec.wrapper.has_activation:
+            out.setdefault(index, spec)
+            continue
         name = f"{spec.wrapper.tf1_name} activation"
         shown = metagraph.wrapper_options(view, prefix, spec.wrapper).get("activation")
         value, source = (shown, f"the .meta graph ({meta})") if shown else ("linear", TF1_DEFAULT)
@@ -200,13 +203,17 @@ def convert_block(f, block, options, prefix, meta, old_names, rng):
         model = zoo.keras_block(block, f.input_size, name=f.name)
         blocks.to_keras(block, model, weights)
         checked = verify.against_graph(block, model, prefix, meta, rng) if meta else None
+        unchecked = checked[1] if checked is not None and checked[0] is None else None
+        if unchecked:
+            checked = None
         if checked is not None:
             difference, how, neutralised = checked
             against = f"the user's graph ({os.path.basename(meta)}: {how})"
             assumed = []
         else:
             difference = verify.against_rebuild(block, model, weights, f.input_size, rng)
-            why = ("a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
+            why = (unchecked if unchecked else
+                   "a checkpoint with pre-TF-1.2 names (its .meta, if any, reads those)"
                    if old_names else "no .meta beside the checkpoint" if not meta else
                    "a static driver's wrapped cell whose wrappers' steps the graph does not "
                    "show where they can be fed (inside the driver's cond branches with "

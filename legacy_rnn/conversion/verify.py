@@ -24,7 +24,7 @@ import tensorflow as tf
 from legacy_rnn import keras_cells, zoo
 from legacy_rnn.conversion import metagraph
 from legacy_rnn.errors import UserError
-from legacy_rnn.zoo import blocks
+from legacy_rnn.zoo import blocks, graphview
 from legacy_rnn.zoo.graphview import MAIN, GraphView
 
 BATCH, TIME = 5, 7
@@ -45,7 +45,7 @@ def random_case(rng, input_size, batch=BATCH, time=TIME, classes=None):
 def _dropout_scopes(nodes):
     """{scope: output node} of the `nn.dropout` subgraphs among `nodes` (a GraphDef's or a library
     function's NodeDefs): a scope named dropout[_N] holding a RandomUniform and a Shape of the
-    value dropped, whose one node read from outside the scope is its output."""
+    value dropped, whose one node read from outside the scope (gradients aside) is its output."""
     by_name = {n.name: n for n in nodes}
     scopes = set()
     for node in nodes:
@@ -58,7 +58,9 @@ def _dropout_scopes(nodes):
     found = {}
     for scope in scopes:
         inside = {name for name in by_name if name.startswith(scope + "/")}
+        # A training graph's gradient of the dropout reads its mask and scaling too.
         read = {ref.split(":")[0].lstrip("^") for n in nodes if n.name not in inside
+                and not graphview.is_gradient((graphview.MAIN, n.name))
                 for ref in n.input if not ref.startswith("^")}
         outputs = sorted(inside & read)
         value = _dropped_value(scope, inside, by_name)
@@ -193,6 +195,8 @@ def stepped_tensors(graph, view, block):
         bottom, top = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
         steps = [cell_steps(view, level.cell.family, prefix) for level, prefix in (bottom, top)]
         reading, writing = _outermost_wrappers(view, block, half)
+        if reading == [] or writing == []:  # a wrapper whose steps the graph does not show
+            return None
         if reading is not None or writing is not None:
             steps = [reading or steps[0], writing or steps[1]]
         if any(not s for s in steps) or len(steps[0]) != len(steps[1]) or len(steps[0]) < 2:
@@ -200,8 +204,13 @@ def stepped_tensors(graph, view, block):
         ys = steps[1] if writing else steps[1][1:]
         if any(x is None for x, _ in steps[0]) or any(h is None for _, h in ys):
             return None
+        # Each level's state entering its first step (where the graph shows it): the Keras
+        # block starts from zeros, so the graph must too.
+        first = [cell_steps(view, level.cell.family, prefix) for k in range(depth)
+                 for level, prefix in [cells[f"{half}_{k}"]]]
         out[half] = ([graph.get_tensor_by_name(x) for x, _ in steps[0]],
-                     [graph.get_tensor_by_name(h) for _, h in ys])
+                     [graph.get_tensor_by_name(h) for _, h in ys],
+                     [graph.get_tensor_by_name(s[0][1]) for s in first if s and s[0][1]])
     return out
 
 
@@ -241,20 +250,32 @@ def _top_outputs(model, block):
     return keras.Model(model.inputs, outputs)
 
 
-def run_steps(sess, tensors, rng, notes):
-    """(x, the graph's top-level states per half) with the bottom inputs fed from x."""
+def run_steps(sess, tensors, rng, notes, id_classes=0):
+    """(x, the graph's top-level states per half) with the bottom inputs fed from x (ids below
+    `id_classes` where the block reads ids, each step's `[batch]` or `[batch, 1]`); (None, a
+    reason) where the graph starts a level from a state it computes (a decoder's from its
+    encoder's), which the Keras block, starting from zeros, cannot be compared with."""
     time = len(tensors["fw"][0])
-    x_size = tensors["fw"][0][0].shape[-1]
-    batch = tensors["fw"][0][0].shape[0] or BATCH
-    x = rng.normal(size=(batch, time, x_size)).astype(np.float32)
+    first = tensors["fw"][0][0]
+    batch = (first.shape[0] if first.shape.rank else None) or BATCH
+    if id_classes:
+        x = rng.integers(0, id_classes, size=(batch, time, 1)).astype(np.int64)
+    else:
+        x = rng.normal(size=(batch, time, first.shape[-1])).astype(np.float32)
     feed = {}
-    for half, (xs, _) in tensors.items():
+    for half, (xs, _, _) in tensors.items():
         for t, tensor in enumerate(xs):
-            feed[tensor] = x[:, t] if half == "fw" else x[:, time - 1 - t]
-    fetches = {half: hs for half, (_, hs) in tensors.items()}
-    feed.update(neutral_feeds([h for hs in fetches.values() for h in hs], list(feed), batch, time,
-                              notes))
-    return x, sess.run(fetches, feed)
+            step = x[:, t] if half == "fw" else x[:, time - 1 - t]
+            feed[tensor] = (step.reshape(step.shape[:tensor.shape.rank]).astype(
+                tensor.dtype.as_numpy_dtype) if id_classes else step)
+    fetches = {half: (hs, initial) for half, (_, hs, initial) in tensors.items()}
+    feed.update(neutral_feeds([t for hs, initial in fetches.values() for t in hs + initial],
+                              list(feed), batch, time, notes))
+    got = sess.run(fetches, feed)
+    if any(np.any(state != 0) for _, initial in got.values() for state in initial):
+        return None, ("the graph starts the block from a state it computes (a decoder's from "
+                      "its encoder's), and the Keras block starts from zeros")
+    return x.astype(np.float32), {half: hs for half, (hs, _) in got.items()}
 
 
 def compare_steps(model, block, x, values):
@@ -357,7 +378,8 @@ def compare_calls(model, block, runs):
 
 def against_graph(block, model, prefix, meta, rng):
     """(largest difference, how the graph was fed, [what was neutralised]) between the Keras
-    block and the user's graph; None when the graph does not show where the block runs."""
+    block and the user's graph; (None, why) when the graph cannot be compared with it (it starts
+    the block from a state of its own); None when it does not show where the block runs."""
     graph, view, saver, notes = import_neutralised(meta)
     # The TF1 side inside the imported graph, the Keras side after it: Keras 3 runs eagerly.
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
@@ -371,7 +393,8 @@ def against_graph(block, model, prefix, meta, rng):
         tensors = stepped_tensors(graph, view, block)
         sequences = sequence_tensors(graph, view, block) if tensors is None else None
         try:
-            steps = run_steps(sess, tensors, rng, notes) if tensors is not None else None
+            steps = (run_steps(sess, tensors, rng, notes, block.id_classes)
+                     if tensors is not None else None)
             runs = (run_sequences(sess, sequences, len(block.levels), rng, notes) if sequences
                     else run_calls(graph, sess, block, rng, notes) if tensors is None else None)
         except (tf.errors.OpError, ValueError) as e:
@@ -381,6 +404,8 @@ def against_graph(block, model, prefix, meta, rng):
                 "cannot be checked against it. Nothing was written. Move the .meta away to "
                 "check against this project's rebuild instead (the options not read from a "
                 "graph are then named as assumed).") from None
+    if steps is not None and steps[0] is None:
+        return None, steps[1]
     if steps is not None:
         difference = compare_steps(model, block, *steps)
         time, read = len(tensors["fw"][0]), len(tensors["fw"][1])

@@ -2,7 +2,8 @@
 
 Written from TF 1.15's `contrib/legacy_seq2seq/python/ops/seq2seq.py` (contrib/rnn's
 `EmbeddingWrapper` and `OutputProjectionWrapper` are the zoo's, `zoo/embedding.py` and
-`zoo/projection.py`): `rnn_decoder`, `attention_decoder`, `embedding_attention_decoder` and
+`zoo/projection.py`): `rnn_decoder`, `embedding_rnn_decoder`, `embedding_rnn_seq2seq` (DeepQA's
+and the chatbot tutorials' model), `attention_decoder`, `embedding_attention_decoder` and
 `embedding_attention_seq2seq`, statically unrolled over lists of per-step tensors, with TF 1.15's
 variable names. `_linear` is TF's: `kernel` and `bias` (zeros)
 created in the current scope over the concatenated arguments.
@@ -63,6 +64,36 @@ def rnn_decoder(decoder_inputs, initial_state, cell, loop_function=None, scope=N
             if loop_function is not None:
                 prev = output
     return outputs, state
+
+
+def embedding_rnn_decoder(decoder_inputs, initial_state, cell, num_symbols, embedding_size,
+                          output_projection=None, feed_previous=False, scope=None):
+    """rnn_decoder over `embedding` lookups of the decoder's ids (scope `embedding_rnn_decoder`:
+    `embedding`, then `rnn_decoder/<cell>`); `feed_previous`: step i > 0 reads the embedding of
+    the previous output's argmax (after `output_projection` (W, B), if given)."""
+    with v1.variable_scope(scope or "embedding_rnn_decoder"):
+        embedding = v1.get_variable("embedding", [num_symbols, embedding_size])
+        loop_function = (extract_argmax_and_embed(embedding, output_projection)
+                         if feed_previous else None)
+        embedded = [tf.nn.embedding_lookup(embedding, i) for i in decoder_inputs]
+        return rnn_decoder(embedded, initial_state, cell, loop_function=loop_function)
+
+
+def embedding_rnn_seq2seq(encoder_inputs, decoder_inputs, cell, num_encoder_symbols,
+                          num_decoder_symbols, embedding_size, output_projection=None,
+                          feed_previous=False, scope=None, encoder_cell=None):
+    """static_rnn(EmbeddingWrapper(encoder cell)) -> its final state -> embedding_rnn_decoder,
+    the decoder cell inside an OutputProjectionWrapper(num_decoder_symbols) unless
+    `output_projection` is given (scope `embedding_rnn_seq2seq`). `encoder_cell`: as in
+    `embedding_attention_seq2seq`."""
+    with v1.variable_scope(scope or "embedding_rnn_seq2seq"):
+        encoder = EmbeddingWrapper(encoder_cell, num_encoder_symbols, embedding_size)
+        _, encoder_state = v1.nn.static_rnn(encoder, encoder_inputs, dtype=tf.float32)
+        if output_projection is None:
+            cell = OutputProjectionWrapper(cell, num_decoder_symbols)
+        return embedding_rnn_decoder(decoder_inputs, encoder_state, cell, num_decoder_symbols,
+                                     embedding_size, output_projection=output_projection,
+                                     feed_previous=feed_previous)
 
 
 def attention_decoder(decoder_inputs, initial_state, attention_states, cell, output_size=None,

@@ -16,7 +16,7 @@ import math
 import tensorflow as tf
 
 from legacy_rnn import keras_cells
-from legacy_rnn.zoo import wrappers
+from legacy_rnn.zoo import graphview, wrappers
 
 
 class EmbeddingWrapper(wrappers.WrappingCell):
@@ -49,6 +49,7 @@ class EmbeddingWrapper(wrappers.WrappingCell):
 class Embedding(wrappers.Wrapper):
     kind, tf1_name, scope, side = "embedding", "EmbeddingWrapper", "embedding_wrapper", "input"
     reads_ids = True
+    has_activation = False
 
     def variables(self, spec, input_size, inner_size):
         return {"embedding": (spec.classes, spec.size)}
@@ -61,6 +62,19 @@ class Embedding(wrappers.Wrapper):
 
     def input_size_from(self, shapes, prefix):
         return 1  # one id per step
+
+    def steps_in_graph(self, view, prefix):
+        """Each step's lookup of the embedding: the ids it reads (before the wrapper's
+        flattening Reshape), and the lookup."""
+        steps = []
+        for key in sorted(graphview.first_use(view, f"{prefix}/embedding",
+                                              {"GatherV2", "ResourceGather", "Gather"}),
+                          key=view.position):
+            ids = view.inputs[key][1]
+            if view.op(ids[:2]) == "Reshape":
+                ids = view.inputs[ids[:2]][0]
+            steps.append((ids, key))
+        return steps or None
 
     def tf1_wrap(self, spec, cell):
         return EmbeddingWrapper(cell, spec.classes, spec.size)

@@ -177,8 +177,18 @@ class GraphView:
 
 
 def first_use(view, variable, wanted):
-    """The keys of the first ops of a type in `wanted` that read `variable` (by its name)."""
-    return view.reach((MAIN, variable), set(wanted))
+    """The keys of the first ops of a type in `wanted` that read `variable` (by its name), in the
+    model's computation: a training graph's gradient ops read the same value (the gradient of
+    `x @ kernel` is `grad @ kernel^T`, another MatMul) and are left out."""
+    return [key for key in view.reach((MAIN, variable), set(wanted)) if not is_gradient(key)]
+
+
+def is_gradient(key):
+    """Whether op `key` is one `tf.gradients` / an optimizer's `minimize` built: under a
+    `gradients` (or `gradients_N`) name scope, or in a function it built (`..._grad...`)."""
+    fn, name = key
+    return (any(part == "gradients" or (part.startswith("gradients_") and part[10:].isdigit())
+                for part in name.split("/")) or "gradients" in fn or "_grad_" in fn)
 
 
 def matmul(view, variable):

@@ -68,6 +68,7 @@ class Wrapper:
     scope = ""  # the variable scope TF1 gives it, e.g. "output_projection_wrapper"
     side = ""  # "input": it maps what the cell reads; "output": what the cell writes
     reads_ids = False  # the block then reads ids `[batch, time, 1]` (EmbeddingWrapper)
+    has_activation = True  # an `activation` option (the projections'; not EmbeddingWrapper's)
 
     def cell_input_size(self, spec, input_size):
         """The size of what the wrapped cell reads, from the size of what the wrapper reads."""
