@@ -250,16 +250,18 @@ def _top_outputs(model, block):
     return keras.Model(model.inputs, outputs)
 
 
-def run_steps(sess, tensors, rng, notes, id_classes=0):
+def run_steps(sess, tensors, rng, notes, block):
     """(x, the graph's top-level states per half) with the bottom inputs fed from x (ids below
-    `id_classes` where the block reads ids, each step's `[batch]` or `[batch, 1]`); (None, a
-    reason) where the graph starts a level from a state it computes (a decoder's from its
-    encoder's), which the Keras block, starting from zeros, cannot be compared with."""
+    the block's classes where it reads ids, each step's `[batch]` or `[batch, 1]`). A block the
+    graph starts from a state it computes (a decoder from its encoder's final state) is started
+    from zeros, as the Keras block starts: the state tensors entering the block's ops from outside
+    it are fed zeros (said in `notes`). (None, a reason) where that does not zero its first
+    state."""
     time = len(tensors["fw"][0])
     first = tensors["fw"][0][0]
     batch = (first.shape[0] if first.shape.rank else None) or BATCH
-    if id_classes:
-        x = rng.integers(0, id_classes, size=(batch, time, 1)).astype(np.int64)
+    if block.id_classes:
+        x = rng.integers(0, block.id_classes, size=(batch, time, 1)).astype(np.int64)
     else:
         x = rng.normal(size=(batch, time, first.shape[-1])).astype(np.float32)
     feed = {}
@@ -267,15 +269,53 @@ def run_steps(sess, tensors, rng, notes, id_classes=0):
         for t, tensor in enumerate(xs):
             step = x[:, t] if half == "fw" else x[:, time - 1 - t]
             feed[tensor] = (step.reshape(step.shape[:tensor.shape.rank]).astype(
-                tensor.dtype.as_numpy_dtype) if id_classes else step)
+                tensor.dtype.as_numpy_dtype) if block.id_classes else step)
     fetches = {half: (hs, initial) for half, (_, hs, initial) in tensors.items()}
     feed.update(neutral_feeds([t for hs, initial in fetches.values() for t in hs + initial],
                               list(feed), batch, time, notes))
     got = sess.run(fetches, feed)
-    if any(np.any(state != 0) for _, initial in got.values() for state in initial):
-        return None, ("the graph starts the block from a state it computes (a decoder's from "
-                      "its encoder's), and the Keras block starts from zeros")
+    if _started(got):
+        entering = _state_entering(sess.graph, block.prefix, feed)
+        if entering is None:
+            return None, ("the graph starts the block from a state it computes (a decoder's "
+                          "from its encoder's), and the Keras block starts from zeros")
+        feed.update({t: np.zeros((batch, *t.shape[1:]), t.dtype.as_numpy_dtype)
+                     for t in entering})
+        got = sess.run(fetches, feed)
+        if _started(got):
+            return None, ("the graph starts the block from a state it computes (a decoder's "
+                          "from its encoder's) where feeding zeros does not reach")
+        notes.append(f"the state entering {block.prefix}/ from outside it "
+                     f"({', '.join(sorted(t.name for t in entering))}) fed zeros, as the Keras "
+                     "block starts")
     return x.astype(np.float32), {half: hs for half, (hs, _) in got.items()}
+
+
+def _started(got):
+    """Whether some level's first step reads a state that is not zeros."""
+    return any(np.any(state != 0) for _, initial in got.values() for state in initial)
+
+
+def _state_entering(graph, prefix, fed):
+    """The float tensors that the ops of the block under `prefix` read from outside it (not
+    fed, not variables, constants or placeholders): the state it starts from. None where one of
+    them has no static shape past the batch."""
+    entering, fed_names = {}, {t.name for t in fed}
+    for op in graph.get_operations():
+        if not op.name.startswith(prefix + "/") or graphview.is_gradient((MAIN, op.name)):
+            continue
+        for tensor in op.inputs:
+            source = tensor.op
+            if (source.name.startswith(prefix + "/") or tensor.name in fed_names
+                    or not tensor.dtype.is_floating or source.type in (
+                        "Const", "Placeholder", "PlaceholderWithDefault", "VariableV2",
+                        "ReadVariableOp")):
+                continue
+            entering[tensor.name] = tensor
+    if not entering or any(t.shape.rank is None or None in t.shape[1:]
+                           for t in entering.values()):
+        return None
+    return list(entering.values())
 
 
 def compare_steps(model, block, x, values):
@@ -393,8 +433,7 @@ def against_graph(block, model, prefix, meta, rng):
         tensors = stepped_tensors(graph, view, block)
         sequences = sequence_tensors(graph, view, block) if tensors is None else None
         try:
-            steps = (run_steps(sess, tensors, rng, notes, block.id_classes)
-                     if tensors is not None else None)
+            steps = run_steps(sess, tensors, rng, notes, block) if tensors is not None else None
             runs = (run_sequences(sess, sequences, len(block.levels), rng, notes) if sequences
                     else run_calls(graph, sess, block, rng, notes) if tensors is None else None)
         except (tf.errors.OpError, ValueError) as e:
