@@ -22,9 +22,10 @@ VOCAB, EMBED, UNITS, TIME, CLASSES = 11, 3, 4, 6, 5
 OUTPUTS = ["logits:0", "loss:0"]
 
 
-def build_user_model(prefix):
+def build_user_model(prefix, v1_loops=True):
     tf1 = tf.compat.v1
-    tf1.disable_control_flow_v2()  # the loops a TF 1.x Saver wrote
+    if v1_loops:
+        tf1.disable_control_flow_v2()  # the loops a TF 1.x Saver wrote
     try:
         graph = tf.Graph()
         with graph.as_default():
@@ -112,8 +113,13 @@ def _planted_copy(prefix, directory, op_name, new_type):
     meta = meta_graph_pb2.MetaGraphDef()
     with open(prefix + ".meta", "rb") as f:
         meta.ParseFromString(f.read())
-    (node,) = [n for n in meta.graph_def.node if n.name == op_name]
-    node.op = new_type
+    # In the main graph (a TF 1 loop's op), or a TF 2 loop's body function (and the copy of
+    # it that its gradient rewrote).
+    nodes = [n for nodes in [meta.graph_def.node] + [
+        f.node_def for f in meta.graph_def.library.function] for n in nodes if n.name == op_name]
+    assert nodes, op_name
+    for node in nodes:
+        node.op = new_type
     with open(os.path.join(directory, base + ".meta"), "wb") as f:
         f.write(meta.SerializeToString())
     return os.path.join(directory, base)
@@ -135,6 +141,28 @@ def test_a_planted_kernel_change_is_changed_and_the_first_op_that_moved_is_named
     # The plant is a real difference: its size is printed and far beyond rounding.
     size = float(lines[-1].split("output 0 ")[1].split(";")[0])
     assert size > 1e-3
+
+
+def test_inside_a_tf2_while_loop_the_first_op_that_moved_is_named_too(tmp_path):
+    """The same model saved with TF 2 control flow: its loop is a `While` op whose body is a
+    library function, which the runtime lowers to frames and the trace sees under names of its
+    own (`rnn/while/body/_1/lstm_cell/Tanh_1`). The planted kernel inside the body is named as
+    in a TF 1 loop, with its type and its inputs' verdict from the body function."""
+    prefix = str(tmp_path / "model.ckpt")
+    build_user_model(prefix, v1_loops=False)
+    fresh, trace = user_model.record(prefix, OUTPUTS)
+    path = str(tmp_path / "model.golden.json")
+    user_model.write(path, fresh, trace)
+    lowered = [k for k in trace if k.endswith("/lstm_cell/Tanh_1:0#0") and "/body/_" in k]
+    assert len(lowered) == 1 and lowered[0].startswith("rnn/while/body/_")
+    lines, ok = user_model.check(path)
+    assert ok and "identical" in lines[0]
+    planted = _planted_copy(prefix, str(tmp_path / "planted"), "lstm_cell/Tanh_1", "Sigmoid")
+    lines, ok = user_model.check(path, model=user_model.Model(planted))
+    assert not ok and "CHANGED" in lines[0]
+    assert lines[-1].startswith("  first beyond rounding: rnn/while/lstm_cell/Tanh_1 (Sigmoid) "
+                                "output 0 "), lines[-1]
+    assert lines[-1].endswith("its inputs identical")
 
 
 def _edited(path, tmp_path, edit):

@@ -11,8 +11,10 @@ graph's `losses` collection, `--loss`, a scalar output, or else `sum(output * fi
 the variables after one step of the train op (the `train_op` collection or `--train_op`), and
 the environment. Beside it, `<name>.trace.npz` holds the value of every op output the run
 computed, in execution order (TensorFlow's debug dumps, grappler off, one inter-op thread; ops
-inside a TF1 `while` loop once per iteration): on CHANGED the check walks that order and names
-the first op whose output differs beyond rounding, with its type and how its inputs compare.
+inside a loop once per iteration: a TF1 `while`'s, and a TF 2 `While`'s body as the runtime
+lowers it): on CHANGED the check walks that order and names the first op whose output differs
+beyond rounding, with its type and how its inputs compare (`rnn/while/lstm_cell/MatMul
+(MatMul)` either way).
 
 Generated inputs: a placeholder whose value indexes an embedding (Gather; or, as the whole-model
 translation tells it, a converted block's EmbeddingWrapper inside its loop) gets ids within the
@@ -27,6 +29,7 @@ depends on is refused.
 import hashlib
 import json
 import os
+import re
 import zlib
 
 import numpy as np
@@ -75,6 +78,38 @@ def _needs_v1_control_flow(graph_def):
     return any(node.op in ("Enter", "TensorArrayV3") for node in graph_def.node)
 
 
+def _own_function_names(graph_def):
+    """Renames the library functions of `graph_def` (a TF 2 loop's body and condition, a cond's
+    branches) after a digest of their definitions, references included. TensorFlow keeps one
+    definition per function name in the whole process, and two models saved by two programs can
+    both hold an `rnn_while_body_92`: the second model's gradients (which rewrite its loop body
+    under that name) would then fail with "a duplicate function ... where the definitions
+    differ"."""
+    functions = graph_def.library.function
+    if not functions:
+        return
+    digest = hashlib.sha256(b"".join(f.SerializeToString(deterministic=True)
+                                     for f in functions)).hexdigest()[:10]
+    names = {f.signature.name: f"{f.signature.name}_{digest}" for f in functions}
+
+    def rename(attr):
+        if attr.func.name in names:
+            attr.func.name = names[attr.func.name]
+        for func in attr.list.func:
+            if func.name in names:
+                func.name = names[func.name]
+
+    for nodes in [graph_def.node] + [f.node_def for f in functions]:
+        for node in nodes:
+            for attr in node.attr.values():
+                rename(attr)
+    for f in functions:
+        f.signature.name = names[f.signature.name]
+    for gradient in graph_def.library.gradient:
+        gradient.function_name = names.get(gradient.function_name, gradient.function_name)
+        gradient.gradient_func = names.get(gradient.gradient_func, gradient.gradient_func)
+
+
 class Model:
     """The user's graph imported from `prefix.meta`, its variables restored from `prefix`."""
 
@@ -95,6 +130,7 @@ class Model:
         # dropout passing its input through, as it is evaluated.
         self.neutralised = verify.neutralise_dropout(meta_graph.graph_def)
         self.v1 = _needs_v1_control_flow(meta_graph.graph_def)
+        _own_function_names(meta_graph.graph_def)
         self.graph = tf.Graph()
         with self._control_flow(), self.graph.as_default():
             try:
@@ -482,9 +518,34 @@ def trace(model, output_names, inputs, loss_name=None):
         return read_trace(tmp)
 
 
+WHILE_OPS = ("While", "StatelessWhile")
+# A TF 2 loop's body op as the runtime runs it (the loop lowered to frames, each body op renamed
+# `<loop>/body/_<k>/<node>`), as the trace names it.
+LOWERED = re.compile(r"^(?P<loop>.+?)/body/_(?P<k>\d+)/(?P<node>.+)$")
+
+
 def op_table(graph):
-    """{op name: (type, [input tensor names])}: what the localisation prints about an op."""
-    return {op.name: (op.type, [t.name for t in op.inputs]) for op in graph.get_operations()}
+    """{op name: (type, [input tensor names])}: what the localisation prints about an op; a TF 2
+    loop's body ops as `<loop>/<node>` (`rnn/while/lstm_cell/MatMul`), their inputs likewise
+    (those from the loop's own inputs left out)."""
+    table = {op.name: (op.type, [t.name for t in op.inputs]) for op in graph.get_operations()}
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    for op in graph.get_operations():
+        body = library.get(op.get_attr("body").name) if op.type in WHILE_OPS else None
+        for node in body.node_def if body is not None else ():
+            refs = [r.split(":") for r in node.input if not r.startswith("^")]
+            table.setdefault(f"{op.name}/{node.name}", (node.op, [
+                f"{op.name}/{ref[0]}:{ref[-1]}" for ref in refs if len(ref) > 1]))
+    return table
+
+
+def _lowered(ops, name):
+    """(`<loop>/<node>`, the runtime's `<loop>/body/_<k>/`) of a lowered loop's op name, or
+    (name, None)."""
+    match = LOWERED.match(name)
+    if match and ops.get(match["loop"], ("",))[0] in WHILE_OPS:
+        return f"{match['loop']}/{match['node']}", f"{match['loop']}/body/_{match['k']}/"
+    return name, None
 
 
 def first_beyond_rounding(ops, reference, found, exact):
@@ -505,9 +566,13 @@ def first_beyond_rounding(ops, reference, found, exact):
             continue
         name, rest = key.rsplit(":", 1)
         slot, iteration = rest.split("#")
+        name, lowered = _lowered(ops, name)
         kind, input_names = ops.get(name, ("?", []))
         inputs = []
         for input_name in input_names:
+            if lowered:  # the same frame's op: `<loop>/<node>` -> `<loop>/body/_<k>/<node>`
+                loop = lowered.split("/body/_")[0]
+                input_name = lowered + input_name[len(loop) + 1:]
             keys = [k for k in reference if k.startswith(f"{input_name}#")]
             if keys:
                 inputs.append(moved(keys[min(int(iteration), len(keys) - 1)]) is None)
