@@ -174,6 +174,7 @@ def build_deepqa_graph(prefix):
         targets = [v1.placeholder(tf.int32, [None], f"target{i}") for i in range(TARGET)]
         outputs, _ = legacy.embedding_rnn_seq2seq(encoder, decoder, cell(), ENC, DEC, EMB,
                                                   encoder_cell=cell())
+        tf.stack(outputs, 1, name="logits")
         loss = tf.add_n([tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=t, logits=o)) for t, o in zip(targets, outputs)])
         v1.train.AdamOptimizer(0.01).minimize(loss)
@@ -220,3 +221,30 @@ def test_deepqas_embedding_rnn_seq2seq_training_graph_converts_checked_where_the
     for result in results:
         assert result.verified_against.startswith("the user's graph")
         assert not result.ok and result.largest_difference > 100 * TOLERANCE
+
+
+def test_deepqas_model_translates_whole_its_decoder_starting_from_the_encoders_state(
+        tmp_path, monkeypatch):
+    """`convert --outputs=logits:0` of DeepQA's graph: one Keras model of the encoder ids and the
+    decoder ids, the decoder block started from the encoder block's final states (which tensor
+    is which level's c or h: matched by value, the one order whose steps match the graph's),
+    checked end to end against the user's graph, outputs and gradients. Planted: the two
+    levels' initial states swapped, which the end-to-end check refuses."""
+    from legacy_rnn.conversion import whole
+    prefix = build_deepqa_graph(str(tmp_path / "model.ckpt"))
+    result = whole.to_keras_model(prefix, ["logits:0"])
+    assert result.ok, (result.forward_difference, result.gradient_difference)
+    assert result.forward_difference <= TOLERANCE and result.gradient_difference <= TOLERANCE
+    assert sorted(result.inputs) == sorted([f"encoder{i}" for i in range(SOURCE)]
+                                           + [f"decoder{i}" for i in range(TARGET)])
+    real = whole._step_boundaries
+
+    def levels_swapped(*args):  # after the matching: level 1's (h, c) first, then level 0's
+        return {k: dataclasses.replace(b, initial=(b.initial[0], b.initial[1][2:]
+                                                   + b.initial[1][:2]))
+                if isinstance(b, whole.StepBoundary) and b.initial else b
+                for k, b in real(*args).items()}
+
+    monkeypatch.setattr(whole, "_step_boundaries", levels_swapped)
+    planted = whole.to_keras_model(prefix, ["logits:0"])
+    assert not planted.ok and planted.forward_difference > 100 * TOLERANCE

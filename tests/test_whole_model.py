@@ -339,7 +339,9 @@ def test_a_fed_initial_state_is_refused_whole_and_the_block_converts_alone(tmp_p
     prefix = str(tmp_path / "model.ckpt")
     user_graphs.build_char_rnn(prefix, "lstm", fed_state=True)
     with pytest.raises(UserError, match=r"The block rnnlm/ starts from a state that is not zero: "
-                                        r"its ops read h[01]:0 .* takes no initial state yet"):
+                                        r"its ops read .*h[01]:0 .* h0:0, h1:0 are fed: the "
+                                        r"translation takes a block's initial state only from what "
+                                        r"the graph computes"):
         whole.to_keras_model(prefix, ["probs:0"])
     # The block's own check feeds the state zeros, as its Keras layer starts (and says so).
     from legacy_rnn.conversion import blockwise

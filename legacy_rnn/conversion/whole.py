@@ -42,6 +42,7 @@ control flow other than the blocks' own.
 """
 import collections
 import dataclasses
+import math
 import os
 import zlib
 
@@ -132,10 +133,15 @@ class StepBoundary:
     # The part reversed within each length first: static_bidirectional_rnn with
     # sequence_length reads its backward steps so, before reversing them back outside its scope.
     reversed_within_lengths: bool = False
+    # A block the graph starts from a state it computes (a decoder from its encoder's final
+    # state): (the Keras run taking it, `_initial_model`; the graph's state tensors, in the
+    # order that run takes them), else None.
+    initial: tuple = None
 
     @property
     def sources(self):
-        return list(self.xs) + ([self.lengths] if self.lengths is not None else [])
+        return list(self.xs) + ([self.lengths] if self.lengths is not None else []) + (
+            list(self.initial[1]) if self.initial else [])
 
 
 @dataclasses.dataclass
@@ -342,6 +348,8 @@ class Translator:
             name = _keras_name(boundary.block_name)
             x = keras_graph.GraphOp("Pack", {"axis": 1}, name=f"{name}__inputs")(
                 [self.value(t, path) for t in boundary.xs])
+            if boundary.xs[0].shape.rank == 1:  # an EmbeddingWrapper's ids, one per step
+                x = keras_graph.GraphOp("ExpandDims", {"dim": -1}, name=f"{name}__ids")(x)
             if boundary.lengths is not None:
                 lengths = self.value(boundary.lengths, path)
                 if boundary.lengths.dtype != tf.int32:
@@ -350,7 +358,11 @@ class Translator:
             else:
                 lengths = keras_graph.GraphOp("FullLengths", name=f"{name}__full_lengths")(x)
             self.values[("lengths", boundary.block_name)] = lengths
-            self.values[key] = _with_states(boundary.block, boundary.model)([x, lengths])
+            if boundary.initial:
+                run, tensors = boundary.initial
+                self.values[key] = run([x, lengths, *[self.value(t, path) for t in tensors]])
+            else:
+                self.values[key] = _with_states(boundary.block, boundary.model)([x, lengths])
             self.blocks_used.append(boundary)
         return self.values[key]
 
@@ -604,11 +616,20 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
         feeds[lengths] = length_value.astype(lengths.dtype.as_numpy_dtype)
     with model.session() as sess:
         x_values, values, states = sess.run([xs, fetched, reads.states], feeds)
-    _refuse_an_initial_state(block, reads.states, states)
     x = np.stack(x_values, axis=1)
+    if x.ndim == 2:  # an EmbeddingWrapper's ids, one per step: [batch, time, 1]
+        x = x[:, :, None]
     if lengths is None:
         length_value = np.full(x.shape[0], x.shape[1])
-    run = _with_states(block, keras_block)([x, length_value.astype(np.int32)])
+    length_value = length_value.astype(np.int32)
+    initial = None
+    if any(np.any(value != 0) for value in states):
+        initial = _initial_states(block, keras_block, reads.states, states, x, length_value,
+                                  values)
+        run = initial[0]([x, length_value, *[states[reads.states.index(t)]
+                                               for t in initial[1]]])
+    else:
+        run = _with_states(block, keras_block)([x, length_value])
     out = np.asarray(run["outputs"])
     # Each step of the block's output, and of each direction's part (a static bidirectional
     # driver's graph concatenates them outside its scope).
@@ -631,10 +652,11 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
         if len(close) == 1:
             t, part, flip = close[0]
             found[name] = StepBoundary(result.found.name, keras_block, block, xs, lengths, t,
-                                       part, flip)
+                                       part, flip, initial)
         else:
             unmatched[name] = value
-    run_of = StepBoundary(result.found.name, keras_block, block, xs, lengths, None)
+    run_of = StepBoundary(result.found.name, keras_block, block, xs, lengths, None,
+                          initial=initial)
     states = [(run_of, layer, i, np.asarray(v)) for layer, _, _ in block.cells()
               for i, v in enumerate(run[layer])]
     found.update(_matched_states(unmatched, states))
@@ -745,22 +767,91 @@ def static_reads(graph, block, view=None):
     return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
 
 
-def _refuse_an_initial_state(block, tensors, values):
-    """A UserError where a float tensor the static block's ops read besides their step inputs,
-    lengths, variables and constants (`StaticReads.states`) is not zero on the generated
-    inputs (`values`): an initial state the program computes or feeds. The Keras block starts
-    from zeros (`zero_state`)."""
-    for tensor, value in zip(tensors, values):
-        if np.any(value != 0):
-            raise UserError(
-                f"The block {block.prefix}/ starts from a state that is not zero: its ops read "
-                f"{tensor.name} (largest value {float(np.max(np.abs(value))):.3g} on the "
-                "generated inputs), which is neither a step input nor zero_state's zeros. The "
-                "whole-model translation starts each block from zeros and takes no initial "
-                "state yet. Save the graph you convert with cell.zero_state as the state (or "
-                "placeholder_with_default(zero_state)), or convert the recurrent blocks alone "
-                "(convert --checkpoint=CKPT --output=DIR, without --outputs): each level is a "
-                "Keras RNN layer, which takes initial_state when called.")
+def _state_slots(block, keras_block):
+    """[(layer name, Keras state index, width)] of every level's states, in the block's order
+    (read off the Keras block's own call of each layer)."""
+    return [(name, i, state.shape[-1]) for name, _, _ in block.cells()
+            for i, state in enumerate(keras_block.get_layer(name).output[1:])]
+
+
+def _initial_model(block, keras_block, input_size, slots):
+    """The forward static block's Keras layers taking an initial state: `[x, lengths, *states]`
+    (`slots`: `_state_slots`, the order of `states`) -> {outputs (its output wrappers' included,
+    zeros past each length), each layer's final states}."""
+    x = keras.Input((None, input_size), name="x")
+    lengths = keras.Input((), dtype="int32", name="seqlen")
+    inputs = {(name, i): keras.Input((width,), name=f"initial_{name}_{i}")
+              for name, i, width in slots}
+    mask = keras_cells.length_mask(x, lengths)
+    states = {}
+
+    def run_levels(out):
+        for k, level in enumerate(block.levels):
+            name = f"fw_{k}"
+            initial = [inputs[(n, i)] for n, i, _ in slots if n == name]
+            step, *states[name] = keras_block.get_layer(name)(out, mask=mask,
+                                                                initial_state=initial)
+            out = keras.ops.add(step, out) if level.residual else step
+        return out
+    from legacy_rnn.zoo import blocks as zoo_blocks
+    out = zoo_blocks.keras_wrapped(block, "fw", x, run_levels, model=keras_block)
+    out = keras_cells.zero_past_length(out, lengths)
+    return keras.Model([x, lengths, *[inputs[(name, i)] for name, i, _ in slots]],
+                       {"outputs": out, **states}, name=f"{keras_block.name}_from_a_state")
+
+
+MAX_STATE_ORDERS = 120
+
+
+def _initial_states(block, keras_block, tensors, values, x, lengths, read_values):
+    """(`_initial_model`, the state tensors in its order) of a static block the graph starts from
+    a state it computes: which tensor is which level's which state is matched by value, the one
+    order of `tensors` under which the Keras block's step outputs match the most of the tensors
+    the graph reads from it (`read_values`). UserError where none or several do."""
+    import itertools
+    slots = _state_slots(block, keras_block)
+    refusal = (f"The block {block.prefix}/ starts from a state that is not zero: its ops read "
+               f"{', '.join(t.name for t in tensors)} (largest value "
+               f"{max(float(np.max(np.abs(v))) for v in values):.3g} on the generated inputs), "
+               "which are neither step inputs nor zero_state's zeros, and {why}. Save the graph "
+               "you convert with cell.zero_state as the state (or placeholder_with_default("
+               "zero_state)), or convert the recurrent blocks alone (convert --checkpoint=CKPT "
+               "--output=DIR, without --outputs): each level is a Keras RNN layer, which takes "
+               "initial_state when called.")
+    fed = [t.name for t in tensors if t.op.type in ("Placeholder", "PlaceholderWithDefault")]
+    if fed:
+        raise UserError(refusal.format(why=(
+            f"{', '.join(fed)} {'is' if len(fed) == 1 else 'are'} fed: the translation takes a "
+            "block's initial state only from what the graph computes (another block's final "
+            "state), not from a placeholder yet")))
+    if block.backward_levels or len(slots) != len(tensors) or \
+            math.factorial(len(tensors)) > MAX_STATE_ORDERS:
+        raise UserError(refusal.format(why=(
+            f"the translation takes an initial state only into a forward block whose levels' "
+            f"{len(slots)} states they are (here {len(tensors)})")))
+    run = _initial_model(block, keras_block, x.shape[-1], slots)
+    widths = [width for _, _, width in slots]
+    scores = []
+    for order in itertools.permutations(range(len(tensors))):
+        if any(np.shape(values[j])[-1] != width for j, width in zip(order, widths)):
+            continue
+        out = np.asarray(run([x, lengths, *[values[j] for j in order]])["outputs"])
+        scores.append((sum(any(out[:, t].shape == np.shape(v) and float(np.max(np.abs(
+            out[:, t] - v))) <= TOLERANCE for t in range(out.shape[1])) for v in read_values),
+            order))
+    best = max((score for score, _ in scores), default=0)
+    orders = [order for score, order in scores if score == best]
+    # Orders that differ only in tensors of equal value (two levels' zero_state zeros) are one:
+    # generated inputs give distinct tensors distinct values.
+    if orders and all(all(np.array_equal(values[i], values[j]) for i, j in zip(order, orders[0]))
+                      for order in orders):
+        orders = orders[:1]
+    if best == 0 or len(orders) != 1:
+        raise UserError(refusal.format(why=(
+            "no order of those tensors as the levels' initial states makes the Keras block "
+            "compute the steps the graph reads" if best == 0 else
+            "several orders of them as the levels' initial states compute the same steps")))
+    return run, [tensors[j] for j in orders[0]]
 
 
 def _step_inputs(graph, inside):
