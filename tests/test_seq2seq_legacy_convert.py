@@ -248,3 +248,43 @@ def test_deepqas_model_translates_whole_its_decoder_starting_from_the_encoders_s
     monkeypatch.setattr(whole, "_step_boundaries", levels_swapped)
     planted = whole.to_keras_model(prefix, ["logits:0"])
     assert not planted.ok and planted.forward_difference > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize("kind", ["basic_rnn_seq2seq", "tied_rnn_seq2seq"])
+def test_the_basic_and_tied_models_translate_whole(tmp_path, kind, monkeypatch):
+    """basic_rnn_seq2seq (two cells: the decoder block started from the encoder's final state)
+    and tied_rnn_seq2seq (one cell over the encoder's then the decoder's steps: one block of
+    both), BasicLSTMCell(forget_bias=0.3), a training graph: translated whole and checked end to
+    end against the user's graph; a planted forget_bias misread fails the blocks' own check."""
+    from legacy_rnn.conversion import whole
+    from legacy_rnn.zoo import FAMILIES
+    prefix = str(tmp_path / "model.ckpt")
+    with tf.Graph().as_default() as graph:
+        v1.set_random_seed(9)
+        encoder = [v1.placeholder(tf.float32, [None, EMB], f"encoder{i}") for i in range(SOURCE)]
+        decoder = [v1.placeholder(tf.float32, [None, EMB], f"decoder{i}") for i in range(TARGET)]
+
+        def cell():
+            return v1.nn.rnn_cell.BasicLSTMCell(UNITS, forget_bias=0.3)
+
+        if kind == "tied_rnn_seq2seq":
+            outputs, _ = legacy.tied_rnn_seq2seq(encoder, decoder, cell())
+        else:
+            outputs, _ = legacy.basic_rnn_seq2seq(encoder, decoder, cell(), encoder_cell=cell())
+        y = tf.stack(outputs, 1, name="y")
+        v1.train.AdamOptimizer(0.01).minimize(tf.reduce_sum(tf.square(y)))
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, prefix)
+    result = whole.to_keras_model(prefix, ["y:0"])
+    assert result.ok and result.forward_difference <= TOLERANCE
+    assert [b.block.prefix for b in result.blocks] == (
+        ["combined_tied_rnn_seq2seq/tied_rnn_seq2seq"] if kind == "tied_rnn_seq2seq" else
+        ["basic_rnn_seq2seq/rnn", "basic_rnn_seq2seq/rnn_decoder"])
+    assert all(b.verified_against.startswith("the user's graph") for b in result.blocks)
+    family = FAMILIES["basic_lstm"]
+    honest = family.options_in_graph
+    monkeypatch.setattr(family, "options_in_graph",
+                        lambda view, p: {**honest(view, p), "forget_bias": 1.0})
+    with pytest.raises(UserError, match="failed their own check against the graph"):
+        whole.to_keras_model(prefix, ["y:0"])

@@ -2,8 +2,8 @@
 
 Written from TF 1.15's `contrib/legacy_seq2seq/python/ops/seq2seq.py` (contrib/rnn's
 `EmbeddingWrapper` and `OutputProjectionWrapper` are the zoo's, `zoo/embedding.py` and
-`zoo/projection.py`): `rnn_decoder`, `embedding_rnn_decoder`, `embedding_rnn_seq2seq` (DeepQA's
-and the chatbot tutorials' model), `attention_decoder`, `embedding_attention_decoder` and
+`zoo/projection.py`): `rnn_decoder`, `basic_rnn_seq2seq`, `tied_rnn_seq2seq`,
+`embedding_rnn_decoder`, `embedding_rnn_seq2seq` (DeepQA's and the chatbot tutorials' model), `attention_decoder`, `embedding_attention_decoder` and
 `embedding_attention_seq2seq`, statically unrolled over lists of per-step tensors, with TF 1.15's
 variable names. `_linear` is TF's: `kernel` and `bias` (zeros)
 created in the current scope over the concatenated arguments.
@@ -64,6 +64,25 @@ def rnn_decoder(decoder_inputs, initial_state, cell, loop_function=None, scope=N
             if loop_function is not None:
                 prev = output
     return outputs, state
+
+
+def basic_rnn_seq2seq(encoder_inputs, decoder_inputs, cell, scope=None, encoder_cell=None):
+    """static_rnn(encoder cell) over the encoder's inputs -> rnn_decoder from its final state
+    (scope `basic_rnn_seq2seq`: `rnn/<cell>` and `rnn_decoder/<cell>`, two cells).
+    `encoder_cell`: as in `embedding_attention_seq2seq`."""
+    with v1.variable_scope(scope or "basic_rnn_seq2seq"):
+        _, state = v1.nn.static_rnn(encoder_cell, encoder_inputs, dtype=tf.float32)
+        return rnn_decoder(decoder_inputs, state, cell)
+
+
+def tied_rnn_seq2seq(encoder_inputs, decoder_inputs, cell, loop_function=None, scope=None):
+    """One cell for both: static_rnn over the encoder's inputs, then rnn_decoder from its final
+    state over the same variables (`combined_tied_rnn_seq2seq/tied_rnn_seq2seq/<cell>`)."""
+    with v1.variable_scope("combined_tied_rnn_seq2seq"):
+        scope = scope or "tied_rnn_seq2seq"
+        _, state = v1.nn.static_rnn(cell, encoder_inputs, dtype=tf.float32, scope=scope)
+        v1.get_variable_scope().reuse_variables()
+        return rnn_decoder(decoder_inputs, state, cell, loop_function=loop_function, scope=scope)
 
 
 def embedding_rnn_decoder(decoder_inputs, initial_state, cell, num_symbols, embedding_size,
