@@ -98,6 +98,27 @@ def test_the_twin_computes_the_graphs_logits_and_decodes_its_tokens(trained):
         assert np.all(expected[:, got.shape[1]:] == experiment.END)
 
 
+def test_the_twins_training_steps_eager_and_traced_follow_the_tf1_graphs(trained):
+    """Three Adam steps from the trained weights: the TF1 graph's train_op, and the twin's
+    `twin_train_step` eager and traced (the decoder run over the batch's whole width, the
+    steps past the longest target weighing nothing): the same losses, step after step."""
+    import tensorflow as tf
+    batches = experiment.Batches(CONFIG)
+    batches = [batches.next_batch(CONFIG.batch_size) for _ in range(3)]
+    graph = experiment.build_graph(CONFIG, "train")
+    with tf.compat.v1.Session(graph=graph.graph) as sess:
+        experiment.load(graph, sess, trained["values"])
+        expected = [sess.run((graph.model.loss, graph.model.train_op),
+                             dict(zip(graph.model.inputs, batch)))[0] for batch in batches]
+    for traced in (False, True):
+        step = experiment.twin_train_step(experiment.keras_twin(CONFIG, trained["values"]),
+                                          CONFIG, traced=traced)
+        losses = [float(step(*batch)) for batch in batches]
+        assert np.max(np.abs(np.array(losses) - expected)) <= TOLERANCE, (traced, losses,
+                                                                         expected)
+    assert expected[0] != expected[-1]  # the steps moved the weights
+
+
 def test_bad_settings_are_refused_before_tensorflow_is_needed():
     with pytest.raises(UserError, match="min_length <= max_length"):
         dataclasses.replace(CONFIG, min_length=6, max_length=5).check()

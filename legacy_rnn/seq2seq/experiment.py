@@ -378,6 +378,40 @@ def twin_run(twin, config, data, mode, rows=slice(None)):
     return ids[:, :, 0] if mode == "beam" else ids
 
 
+def twin_train_step(twin, config, traced=True):
+    """The Keras twin's training step as the TF1 graph's: `sequence_loss` (the mean over the
+    targets' tokens) of the teacher-forced logits, Adam(learning_rate, epsilon 1e-8) as TF1's
+    AdamOptimizer (the embeddings' gradients dense). `step(*batch)` (the arrays of INPUTS) -> the loss before the update. The
+    decoder runs every step of the batch's width: TF1's loop stops at the longest target, and
+    the steps past it weigh nothing in the loss either way. `traced`: a `tf.function` (the TF
+    backend), traced once per batch shape; else eager Python over the steps."""
+    import keras
+    variables = (twin.encoder.trainable_weights + twin.source_embedding.trainable_weights
+                 + twin.target_embedding.trainable_weights + twin.cell.trainable_weights
+                 + twin.projection.trainable_weights)
+    optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-8)
+
+    def step(source, source_lengths, decoder_inputs, targets, target_lengths):
+        source_lengths = tf.convert_to_tensor(source_lengths)
+        with tf.GradientTape() as tape:
+            encoded = twin.encoder([twin.source_embedding(source), source_lengths])
+            memory = keras_decoder.Memory(twin.cell.attention, encoded["outputs"],
+                                          source_lengths)
+            states = [*encoded["fw_0"], twin.cell.initial_attention(tf.shape(source)[0])]
+            logits, _ = keras_decoder.teacher_forced(
+                twin.cell, twin.projection, twin.target_embedding(decoder_inputs), None, memory,
+                states)
+            mask = tf.sequence_mask(target_lengths, tf.shape(logits)[1], tf.float32)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                targets, logits) * mask) / tf.reduce_sum(mask)
+        # Dense: TF1's AdamOptimizer decays every row of an embedding's moments, Keras's Adam
+        # on the TF backend only the looked-up rows of an IndexedSlices gradient (trap 17).
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        optimizer.apply_gradients(zip(gradients, variables))
+        return loss
+    return tf.function(step) if traced else step
+
+
 # --- Measurements (--measure) ------------------------------------------------------------------
 def _median_seconds(fn, repeats=20, warmup=3):
     for _ in range(warmup):
@@ -392,8 +426,8 @@ def _median_seconds(fn, repeats=20, warmup=3):
 
 def measure(config, values, log=print):
     """Median seconds of one training step (TF1 graph vs the twin on the TF backend, Adam in
-    both) and of decoding a batch of 1 and of 64 (TF1 graph vs twin), one run on this machine."""
-    import keras
+    both; the twin eager and traced, `twin_train_step`) and of decoding a batch of 1 and of 64
+    (TF1 graph vs twin), one run on this machine."""
     rng = np.random.default_rng(config.seed + 7)
     data = make_data(config, 64, rng)
     out = {}
@@ -403,24 +437,12 @@ def measure(config, values, log=print):
         step_feed = feed(graph, data, slice(0, config.batch_size))
         out["tf1_train_step"] = _median_seconds(
             lambda: sess.run(graph.fetches["train_op"], step_feed))
+    train_batch = tuple(data[k][:config.batch_size] for k in INPUTS)
+    eager, traced = (twin_train_step(keras_twin(config, values), config, traced=t)
+                     for t in (False, True))
+    out["twin_train_step"] = _median_seconds(lambda: eager(*train_batch))
+    out["twin_train_step_traced"] = _median_seconds(lambda: traced(*train_batch))
     twin = keras_twin(config, values)
-    variables = (twin.encoder.trainable_weights + twin.source_embedding.trainable_weights
-                 + twin.target_embedding.trainable_weights + twin.cell.trainable_weights
-                 + twin.projection.trainable_weights)
-    optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-8)
-    rows = slice(0, config.batch_size)
-    targets = data["targets"][rows]
-
-    def twin_step():
-        with tf.GradientTape() as tape:
-            logits = twin_run(twin, config, data, "teacher", rows)
-            steps = logits.shape[1]
-            mask = tf.sequence_mask(data["target_lengths"][rows], steps, tf.float32)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                targets[:, :steps], logits) * mask) / tf.reduce_sum(mask)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-
-    out["twin_train_step"] = _median_seconds(twin_step)
     for mode in ("greedy", "beam"):
         graph = build_graph(config, mode)
         with tf.compat.v1.Session(graph=graph.graph) as sess:
