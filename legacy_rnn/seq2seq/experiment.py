@@ -427,7 +427,8 @@ def _median_seconds(fn, repeats=20, warmup=3):
 def measure(config, values, log=print):
     """Median seconds of one training step (TF1 graph vs the twin on the TF backend, Adam in
     both; the twin eager and traced, `twin_train_step`) and of decoding a batch of 1 and of 64
-    (TF1 graph vs twin), one run on this machine."""
+    (TF1 graph vs twin, eager and traced as its SavedModel is: every step), one run on this
+    machine."""
     rng = np.random.default_rng(config.seed + 7)
     data = make_data(config, 64, rng)
     out = {}
@@ -451,9 +452,15 @@ def measure(config, values, log=print):
                 batch_feed = feed(graph, data, slice(0, batch))
                 out[f"tf1_{mode}_batch{batch}"] = _median_seconds(
                     lambda: sess.run(graph.fetches["ids"], batch_feed), repeats=10)
+        from legacy_rnn.seq2seq import serving
+        traced = tf.function(serving.keras_decoding(twin, config, mode))
         for batch in (1, 64):
             out[f"twin_{mode}_batch{batch}"] = _median_seconds(
                 lambda: twin_run(twin, config, data, mode, slice(0, batch)), repeats=5)
+            rows = (tf.constant(data["source"][:batch]),
+                    tf.constant(data["source_lengths"][:batch]))
+            out[f"twin_{mode}_batch{batch}_traced"] = _median_seconds(
+                lambda: traced(*rows), repeats=10)
     for name, seconds in out.items():
         log(f"{name}: {seconds * 1e3:.1f} ms")
     return out

@@ -56,11 +56,11 @@ def export_tf1(config, values, mode, export_dir, overwrite=False):
         serving.export_tf1(sess, model, graph.saver, export_dir, overwrite)
 
 
-def export_keras(config, values, mode, export_dir, overwrite=False):
-    import keras
-
+def keras_decoding(twin, config, mode):
+    """`serve(source, source_lengths)` -> {ids, lengths} of the twin decoding (`mode`: greedy or
+    beam) every step, with the signature's contract: traceable (no value read back), the
+    function the Keras SavedModels export."""
     from legacy_rnn.seq2seq import experiment, keras_decoder
-    twin = experiment.keras_twin(config, values)
     problem = {"start": experiment.START, "end": experiment.END,
                "maximum_iterations": config.maximum_iterations,
                "beam_width": config.beam_width,
@@ -75,7 +75,15 @@ def export_keras(config, values, mode, export_dir, overwrite=False):
         ids = out["ids"][:, :, 0] if mode == "beam" else out["ids"]
         lengths = out["lengths"][:, 0] if mode == "beam" else out["lengths"]
         return _contract(ids, lengths, config.maximum_iterations, experiment.END)
+    return serve
 
+
+def export_keras(config, values, mode, export_dir, overwrite=False):
+    import keras
+
+    from legacy_rnn.seq2seq import experiment
+    twin = experiment.keras_twin(config, values)
+    serve = keras_decoding(twin, config, mode)
     serving.check_export_dir(export_dir, overwrite)
     with atomic.directory(export_dir, "--export_dir", create=False) as target:
         archive = keras.export.ExportArchive()
