@@ -294,19 +294,7 @@ def _in_loop(view, key, loop):
     under `loop/`; TF 2: its function is the loop's body, or called from it)."""
     from legacy_rnn.zoo.graphview import MAIN
     fn, name = key
-    if fn == MAIN:
-        return name.startswith(loop + "/")
-    seen = set()
-    while fn != MAIN and fn not in seen:
-        seen.add(fn)
-        callers = view.callers.get(fn)
-        if not callers:
-            return False
-        caller_fn, caller, op = callers[0]
-        if op in ("While", "StatelessWhile") and caller_fn == MAIN and caller == loop:
-            return True
-        fn = caller_fn
-    return False
+    return name.startswith(loop + "/") if fn == MAIN else view.in_loop(fn, loop)
 
 
 def _feeds_loop(view, key, loop, depth=8):

@@ -77,16 +77,18 @@ class GraphView:
             return parts[0], 0
         return parts[0], int(parts[-1])
 
-    def in_loop(self, fn):
-        """Whether function `fn` runs inside a while loop (a body, or called from one)."""
+    def in_loop(self, fn, loop=None):
+        """Whether function `fn` runs inside a while loop (a body, or called from one); with
+        `loop`, inside the main graph's `While` op of that name."""
         seen = set()
         while fn != MAIN and fn not in seen:
             seen.add(fn)
             callers = self.callers.get(fn)
             if not callers:
                 return False
-            caller_fn, _, op = callers[0]
-            if op in ("While", "StatelessWhile"):
+            caller_fn, caller, op = callers[0]
+            if op in ("While", "StatelessWhile") and (
+                    loop is None or (caller_fn == MAIN and caller == loop)):
                 return True
             fn = caller_fn
         return False
