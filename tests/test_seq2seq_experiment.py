@@ -216,3 +216,21 @@ def test_the_golden_numbers_hold_here():
     assert comparison.ok, "\n".join(comparison.lines())
     if not comparison.environment_differs:
         assert comparison.verdict == drift.IDENTICAL
+
+
+def test_unusable_directories_are_refused_before_anything_trains(tmp_path, capsys):
+    """The program's --model_dir and --export_dir are checked as every program's are
+    (`programs.preflight`), before TensorFlow's start-up and the training they would follow;
+    nothing in them is touched."""
+    file, full = tmp_path / "file", tmp_path / "full"
+    file.write_text("not a directory")
+    full.mkdir()
+    (full / "saved_model.pb").write_bytes(b"an earlier export")
+    for flag, message in ((f"--model_dir={file}", f"--model_dir={file} is not a writable "
+                                                   "directory"),
+                          (f"--export_dir={full}", f"--export_dir={full} exists and is not "
+                                                   "empty")):
+        status, out, err = tool_output(experiment, "seq2seq_attention", [*ARGV, flag], capsys)
+        assert status == 1 and message in err and "step 1/" not in err + out, err
+    assert file.read_text() == "not a directory"
+    assert (full / "saved_model.pb").read_bytes() == b"an earlier export"
