@@ -193,10 +193,12 @@ def main(directory):
     report = {"backend": keras.backend.backend(), "keras": keras.__version__,
               "tensorflow_imported": sys.modules.get("tensorflow") is not None, "cases": {}}
     for case in cases:
+        start = time.perf_counter()
         try:
             report["cases"][case["name"]] = KINDS[case["kind"]](case, directory)
         except AssertionError as e:
             report["cases"][case["name"]] = {"failed": str(e).strip().splitlines()[:8]}
+        report["cases"][case["name"]]["seconds"] = time.perf_counter() - start  # what it costs
     print(json.dumps(report))
     return 0
 

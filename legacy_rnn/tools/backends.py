@@ -251,6 +251,8 @@ def format_report(report):
             if result.get("beam_rows_decided_by_a_tie"):
                 line += (f"; {result['beam_rows_decided_by_a_tie']} of {result['rows']} beam "
                          "rows differ after a tie within 1e-5")
+            if "seconds" in result:
+                line += f" ({result['seconds']:.1f} s)"
             lines.append(line)
     return "\n".join(lines)
 
