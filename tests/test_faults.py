@@ -560,6 +560,29 @@ def test_a_signal_raised_inside_a_gc_callback_still_stops_the_program(signals_in
     assert fired and e.value.signum == signal.SIGTERM
 
 
+def test_a_signal_that_c_code_caught_and_printed_still_stops_the_program(signals_installed,
+                                                                         monkeypatch, capsys):
+    # Seen in the suite: SIGTERM landed while protobuf's descriptor pool ran Python from C++
+    # during TensorFlow's import; it printed "Traceback ... Interrupted" and the import went on,
+    # and convert ran to its end. Here a catch-all plays that C code.
+    def import_swallowing_the_signal():
+        try:
+            _send(signal.SIGTERM)
+            sum(range(1000))  # the handler raises here
+        except BaseException as e:  # noqa: BLE001 - what the C extension did
+            print(f"Traceback (most recent call last): ... {type(e).__name__}", file=sys.stderr)
+        return (lambda: []), (lambda holders, argv: 0)
+
+    monkeypatch.setattr(sys, "argv", ["convert"])
+    status = entry.guarded("convert", lambda: entry._start("convert",
+                                                           import_swallowing_the_signal))
+    err = capsys.readouterr().err
+    assert status == 128 + signal.SIGTERM, err
+    assert "convert: SIGTERM received while starting up (importing TensorFlow)" in err
+    # Reported: a rerun in this process starts clean.
+    assert entry.guarded("convert", lambda: interrupts.raise_swallowed() or 0) == 0
+
+
 @pytest.mark.parametrize("phase, target", [("loading the data", "load_data"),
                                            ("building the TF1 graph", "build_graph")])
 def test_signal_while_loading_or_building_stops_with_143(phase, target, monkeypatch, capsys,

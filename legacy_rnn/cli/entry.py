@@ -61,6 +61,7 @@ def _start(name, load):
     with interrupts.phase("starting up (importing TensorFlow)"):
         define, body = load()
         holders = define()
+        interrupts.raise_swallowed()
     check_flagfiles(sys.argv[1:])
     from absl import app
     app.run(lambda argv: guarded(name, lambda: body(holders, argv)))
@@ -99,6 +100,7 @@ def guarded(name, body):
     try:
         return body()
     except interrupts.Interrupted as e:
+        interrupts.reported()
         print(f"{name}: {e.message}", file=sys.stderr)
         return e.exit_code
     except UserError as e:

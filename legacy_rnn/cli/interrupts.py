@@ -11,7 +11,8 @@ Installing the handlers also undoes an inherited SIG_IGN: a process started in t
 a non-interactive shell ignores SIGINT, and Python then never raises KeyboardInterrupt at all.
 And a signal whose `Interrupted` is raised where Python cannot propagate an exception (inside a
 gc callback, such as JAX's, or a `__del__`: "Exception ignored in ...") is delivered again, to
-stop the program at its next statement instead of being lost.
+stop the program at its next statement instead of being lost; one that a C extension catches and
+prints while TensorFlow imports is raised again after the imports (`raise_swallowed`).
 """
 import _thread
 import contextlib
@@ -23,7 +24,8 @@ import time
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REDELIVER_SECONDS = 0.001
 _received = []
-_state = {"deferred": 0, "installed": False, "phase": "starting up", "in_hook": False}
+_state = {"deferred": 0, "installed": False, "phase": "starting up", "in_hook": False,
+          "raised": None}
 
 
 class Interrupted(BaseException):
@@ -43,6 +45,23 @@ def _handler(signum, frame):
     _received.append(signum)
     if not _state["deferred"]:
         _received.clear()
+        _state["raised"] = signum
+        raise Interrupted(signum)
+
+
+def reported():
+    """The entry point caught the Interrupted of the last signal: it was not swallowed (an
+    in-process rerun, as the tests make, starts clean)."""
+    _state["raised"] = None
+
+
+def raise_swallowed():
+    """Raises Interrupted again for a signal whose Interrupted some C extension caught and only
+    printed (protobuf's descriptor pool, called from C++ while TensorFlow imports, prints
+    "Traceback ... Interrupted" and goes on): called after the imports, where a signal that
+    stopped the program as it should never returns here."""
+    signum, _state["raised"] = _state["raised"], None
+    if signum is not None:
         raise Interrupted(signum)
 
 
@@ -86,6 +105,7 @@ def restore(previous):
         signal.signal(s, handler)
     sys.unraisablehook = getattr(sys.unraisablehook, "previous", sys.unraisablehook)
     _state["installed"] = False
+    _state["raised"] = None
     _received.clear()
 
 

@@ -121,6 +121,7 @@ def start_tensorflow():
     notices of the TF1 API, which is the point of this project and would drown the output."""
     with interrupts.phase("starting up (importing TensorFlow)"):
         import tensorflow as tf
+        interrupts.raise_swallowed()
     tf.get_logger().setLevel("ERROR")
     warnings.filterwarnings("ignore", message=r"`tf.nn.rnn_cell.* is deprecated")
 
