@@ -55,7 +55,7 @@ def preview(checkpoint, output_names):
         if sequences:
             sequence_ops.update({h.op.name: (name, [x]) for x, h, _ in sequences.values()})
         else:
-            static[name] = whole.static_reads(graph, block, view)
+            static[name] = verify.static_reads(graph, block, view)
     # What the step inputs are computed from is not the block's, even under its scope (the PTB
     # tutorial slices inputs[:, t, :] inside its variable_scope "RNN").
     feeding = whole._ancestors([x for reads in static.values() if reads for x in reads.xs])
@@ -136,7 +136,7 @@ def preview(checkpoint, output_names):
 
 
 def _in_loop(op, whole):
-    return op.type in whole.LOOP_OPS or "/while/" in f"/{op.name}/"
+    return op.type in whole.verify.LOOP_OPS or "/while/" in f"/{op.name}/"
 
 
 def shown_path(path):

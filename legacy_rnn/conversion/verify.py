@@ -18,6 +18,8 @@ them in a saved training graph) are rewritten to pass their input through; a sca
 placeholder (a keep probability) is fed 1.0 and a bool placeholder (a training flag) False. What
 was neutralised is reported.
 """
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,6 +30,9 @@ from legacy_rnn.zoo import blocks, graphview
 from legacy_rnn.zoo.graphview import MAIN, GraphView
 
 BATCH, TIME = 5, 7
+VARIABLES = ("VariableV2", "Variable", "VarHandleOp")
+LOOP_OPS = ("Enter", "Exit", "NextIteration", "Merge", "Switch", "LoopCond", "While",
+            "StatelessWhile")
 
 
 def random_case(rng, input_size, batch=BATCH, time=TIME, classes=None):
@@ -192,8 +197,9 @@ def stepped_tensors(graph, view, block):
     depth = len(block.levels)
     out = {}
     for half in block.runner.halves:
-        bottom, top = cells[f"{half}_0"], cells[f"{half}_{depth - 1}"]
-        steps = [cell_steps(view, level.cell.family, prefix) for level, prefix in (bottom, top)]
+        levels = [cell_steps(view, level.cell.family, prefix) for k in range(depth)
+                  for level, prefix in [cells[f"{half}_{k}"]]]
+        steps = [levels[0], levels[-1]]
         reading, writing = _outermost_wrappers(view, block, half)
         if reading == [] or writing == []:  # a wrapper whose steps the graph does not show
             return None
@@ -206,11 +212,9 @@ def stepped_tensors(graph, view, block):
             return None
         # Each level's state entering its first step (where the graph shows it): the Keras
         # block starts from zeros, so the graph must too.
-        first = [cell_steps(view, level.cell.family, prefix) for k in range(depth)
-                 for level, prefix in [cells[f"{half}_{k}"]]]
         out[half] = ([graph.get_tensor_by_name(x) for x, _ in steps[0]],
                      [graph.get_tensor_by_name(h) for _, h in ys],
-                     [graph.get_tensor_by_name(s[0][1]) for s in first if s and s[0][1]])
+                     [graph.get_tensor_by_name(s[0][1]) for s in levels if s and s[0][1]])
     return out
 
 
@@ -250,12 +254,12 @@ def _top_outputs(model, block):
     return keras.Model(model.inputs, outputs)
 
 
-def run_steps(sess, tensors, rng, notes, block):
+def run_steps(sess, tensors, rng, notes, block, view):
     """(x, the graph's top-level states per half) with the bottom inputs fed from x (ids below
     the block's classes where it reads ids, each step's `[batch]` or `[batch, 1]`). A block the
     graph starts from a state it computes (a decoder from its encoder's final state) is started
-    from zeros, as the Keras block starts: the state tensors entering the block's ops from outside
-    it are fed zeros (said in `notes`). (None, a reason) where that does not zero its first
+    from zeros, as the Keras block starts: the other float tensors its ops read from outside it
+    (`static_reads`: its initial state) are fed zeros (said in `notes`). (None, a reason) where that does not zero its first
     state."""
     time = len(tensors["fw"][0])
     first = tensors["fw"][0][0]
@@ -275,11 +279,12 @@ def run_steps(sess, tensors, rng, notes, block):
                               list(feed), batch, time, notes))
     got = sess.run(fetches, feed)
     if _started(got):
-        entering = _state_entering(sess.graph, block.prefix, feed)
-        if entering is None:
+        reads = static_reads(sess.graph, block, view)
+        entering = reads.states if reads is not None else []
+        if not entering or any(t.shape[1] is None for t in entering):
             return None, ("the graph starts the block from a state it computes (a decoder's "
                           "from its encoder's), and the Keras block starts from zeros")
-        feed.update({t: np.zeros((batch, *t.shape[1:]), t.dtype.as_numpy_dtype)
+        feed.update({t: np.zeros((batch, t.shape[1]), t.dtype.as_numpy_dtype)
                      for t in entering})
         got = sess.run(fetches, feed)
         if _started(got):
@@ -296,26 +301,80 @@ def _started(got):
     return any(np.any(state != 0) for _, initial in got.values() for state in initial)
 
 
-def _state_entering(graph, prefix, fed):
-    """The float tensors that the ops of the block under `prefix` read from outside it (not
-    fed, not variables, constants or placeholders): the state it starts from. None where one of
-    them has no static shape past the batch."""
-    entering, fed_names = {}, {t.name for t in fed}
-    for op in graph.get_operations():
-        if not op.name.startswith(prefix + "/") or graphview.is_gradient((MAIN, op.name)):
-            continue
-        for tensor in op.inputs:
-            source = tensor.op
-            if (source.name.startswith(prefix + "/") or tensor.name in fed_names
-                    or not tensor.dtype.is_floating or source.type in (
-                        "Const", "Placeholder", "PlaceholderWithDefault", "VariableV2",
-                        "ReadVariableOp")):
-                continue
-            entering[tensor.name] = tensor
-    if not entering or any(t.shape.rank is None or None in t.shape[1:]
-                           for t in entering.values()):
+@dataclasses.dataclass
+class StaticReads:
+    """What a static driver's block reads from outside itself, as `static_reads` finds it."""
+    inside: tuple  # the name scopes of its ops (prefixes ending in "/")
+    xs: list  # its bottom level's forward input at each step
+    lengths: object  # the sequence-length tensor it reads, or None
+    states: list  # other float [batch, n] tensors it reads: initial states (zeros or refused)
+
+
+def static_reads(graph, block, view=None):
+    """(StaticReads) of a block a static driver unrolled, or None where the graph shows no step
+    input for it. The scopes: the block's own and each op scope its cells' steps ran in
+    (legacy_seq2seq's `rnn_decoder(..., scope="rnnlm")` after a `variable_scope("rnnlm")` of
+    the user's runs them under `rnnlm_1/rnnlm/`). The inputs: the x_t each step of the bottom
+    cell concatenates with its h_prev (`verify.stepped_tensors`), so that an initial state read
+    from outside is not taken for one; where the family's steps are not concat([x, h])
+    MatMuls, every float tensor read from outside the scopes (and no state is told apart). The
+    lengths: what the driver's Min reads."""
+    view = view or GraphView(graph.as_graph_def())
+    scopes = {f"{block.prefix}/"}
+    for _, level, prefix in block.cells():
+        for (fn, name, *_), _, _ in level.cell.family.steps_in_graph(view, prefix) or ():
+            at = f"/{name}".find(f"/{block.prefix}/")
+            if fn == MAIN and at > 0:
+                scopes.add(name[:at] + f"{block.prefix}/")
+    inside = tuple(sorted(scopes))
+    stepped = stepped_tensors(graph, view, block) or {}
+
+    def read_from(x):
+        # Back out of the driver's own plumbing (TF1 control flow's cond of a static driver
+        # with lengths: the step reads its x through a Switch) to the tensor it reads.
+        while x.op.name.startswith(inside) and x.op.type in ("Switch", "RefSwitch", "Identity"):
+            x = x.op.inputs[0]
+        return x
+
+    xs = [read_from(x) for x in stepped.get("fw", ((),))[0]]
+    # The backward direction's step inputs (the input reversed): not initial states.
+    backward = {read_from(x).name for x in stepped.get("bw", ((),))[0]}
+    read = _step_inputs(graph, inside)
+    # An x_t computed inside the scope (the PTB tutorial's inputs[:, t, :]) is translated as
+    # any other tensor; one inside a loop is not a step input.
+    if not xs or any(x.op.type in LOOP_OPS for x in xs):
+        xs = read
+    if not xs:
         return None
-    return list(entering.values())
+    minima = sorted((op for op in graph.get_operations()
+                     if op.name.startswith(inside) and op.type == "Min"), key=lambda op: op.name)
+    lengths = minima[0].inputs[0] if minima else None
+    while lengths is not None and lengths.op.name.startswith(inside) and \
+            lengths.op.type in ("Identity", "Cast", "ToInt32"):
+        lengths = lengths.op.inputs[0]
+    ids = {t.name for t in xs} | backward
+    return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
+
+
+def _step_inputs(graph, inside):
+    """The tensors a static driver's block (its ops under `inside`) reads from outside as its
+    per-step inputs: float [batch, features] tensors that are not variables or constants, in
+    the order the graph made them (one unstack's outputs by index; per-step slices as the
+    user's loop created them)."""
+    position = {op.name: i for i, op in enumerate(graph.get_operations())}
+    found = {}
+    for op in graph.get_operations():
+        if not op.name.startswith(inside):
+            continue
+        for t in op.inputs:
+            source = t.op
+            if source.name.startswith(inside) or not t.dtype.is_floating or \
+                    t.shape.rank != 2 or source.type in VARIABLES + ("Const",) or (
+                    source.type in ("Identity", "ReadVariableOp") and source.inputs
+                    and source.inputs[0].op.type in VARIABLES):
+                continue
+            found[t.name] = t
+    return sorted(found.values(), key=lambda t: (position[t.op.name], t.value_index))
 
 
 def compare_steps(model, block, x, values):
@@ -433,7 +492,8 @@ def against_graph(block, model, prefix, meta, rng):
         tensors = stepped_tensors(graph, view, block)
         sequences = sequence_tensors(graph, view, block) if tensors is None else None
         try:
-            steps = run_steps(sess, tensors, rng, notes, block) if tensors is not None else None
+            steps = (run_steps(sess, tensors, rng, notes, block, view) if tensors is not None
+                     else None)
             runs = (run_sequences(sess, sequences, len(block.levels), rng, notes) if sequences
                     else run_calls(graph, sess, block, rng, notes) if tensors is None else None)
         except (tf.errors.OpError, ValueError) as e:

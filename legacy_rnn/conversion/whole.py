@@ -10,7 +10,7 @@ its `dynamic_rnn` loop writes, the block's Keras layers take the place of the lo
 translation of the tensor the loop reads and of its lengths. A block a static driver unrolled
 (`static_rnn`, `static_bidirectional_rnn`, a hand-written time loop, legacy_seq2seq's
 `rnn_decoder`) is replaced where the graph reads its step outputs: the tensors read from outside
-its op scopes (`static_reads`: where its cells' steps run, which need not be its variables'
+its op scopes (`verify.static_reads`: where its cells' steps run, which need not be its variables'
 scope), matched by value (on the graph's own step inputs, one row whole and the others shorter)
 to one step of the Keras block's output or of one direction's part; the block runs once over the
 stacked step inputs (the x_t its bottom steps read, in the order the graph made them) and each
@@ -54,6 +54,7 @@ from legacy_rnn.facts import TOLERANCE
 
 tf = lazy.module("tensorflow")
 keras = lazy.module("keras")
+verify = lazy.module("legacy_rnn.conversion.verify")  # which tensors a static block reads
 
 # Inputs TF1 gives as tensors that the translation needs as constants: {op: {index: attribute}}
 # (-1: the last input). Reshape's shape may also be computed (then it stays an input).
@@ -75,9 +76,6 @@ ATTRIBUTES = {
     "Mean": ("keep_dims",), "Sum": ("keep_dims",), "Max": ("keep_dims",), "Prod": ("keep_dims",),
     "ArgMax": ("output_type",),
 }
-VARIABLES = ("VariableV2", "Variable", "VarHandleOp")
-LOOP_OPS = ("Enter", "Exit", "NextIteration", "Merge", "Switch", "LoopCond", "While",
-            "StatelessWhile")
 
 
 def _keras_name(tf_name):
@@ -215,7 +213,7 @@ class Translator:
             return self._variable(variable, tensor)
         if op.type == "Const":
             return self._constant(op)
-        if op.type in LOOP_OPS or "/while/" in op.name + "/":
+        if op.type in verify.LOOP_OPS or "/while/" in op.name + "/":
             raise self._refusal(op, path, "it is part of a loop that is neither a recurrent "
                                 "block's output nor one of its levels' final states (matched by "
                                 "value): a state that is no single state of a level "
@@ -270,10 +268,10 @@ class Translator:
         """The variable op a tensor reads (a VariableV2, its `/read`, a resource variable's
         ReadVariableOp, the handle itself), or None."""
         op = tensor.op
-        if op.type in VARIABLES:
+        if op.type in verify.VARIABLES:
             return op
         if op.type in ("Identity", "ReadVariableOp") and op.inputs and \
-                op.inputs[0].op.type in VARIABLES:
+                op.inputs[0].op.type in verify.VARIABLES:
             return op.inputs[0].op
         return None
 
@@ -582,7 +580,6 @@ def _sequence_op_boundaries(graph, view, result, keras_block):
     every step. (contrib's cell zeroes the outputs past each length after the op, and that
     stays an op of the graph; past the longest length the op's own h is not the Keras layer's,
     and the end-to-end check would say so.)"""
-    from legacy_rnn.conversion import verify
     sequences = verify.sequence_tensors(graph, view, result.block)
     depth = len(result.block.levels)
     return {h.name: Boundary(result.found.name, keras_block, result.block, half, 0, depth - 1,
@@ -598,7 +595,7 @@ def _step_boundaries(model, needed, result, keras_block, given, view):
     no boundary: the walk refuses it if it gets there. (A training graph's gradient ops, which
     read every step, are not on the way.)"""
     graph, block = model.graph, result.block
-    reads = static_reads(graph, block, view)
+    reads = verify.static_reads(graph, block, view)
     if reads is None:
         return {}
     inside, xs, lengths = reads.inside, reads.xs, reads.lengths
@@ -710,63 +707,6 @@ def _final_states(model, needed, boundaries, given):
     return _matched_states(dict(zip(names, values)), states)
 
 
-@dataclasses.dataclass
-class StaticReads:
-    """What a static driver's block reads from outside itself, as `static_reads` finds it."""
-    inside: tuple  # the name scopes of its ops (prefixes ending in "/")
-    xs: list  # its bottom level's forward input at each step
-    lengths: object  # the sequence-length tensor it reads, or None
-    states: list  # other float [batch, n] tensors it reads: initial states (zeros or refused)
-
-
-def static_reads(graph, block, view=None):
-    """(StaticReads) of a block a static driver unrolled, or None where the graph shows no step
-    input for it. The scopes: the block's own and each op scope its cells' steps ran in
-    (legacy_seq2seq's `rnn_decoder(..., scope="rnnlm")` after a `variable_scope("rnnlm")` of
-    the user's runs them under `rnnlm_1/rnnlm/`). The inputs: the x_t each step of the bottom
-    cell concatenates with its h_prev (`verify.stepped_tensors`), so that an initial state read
-    from outside is not taken for one; where the family's steps are not concat([x, h])
-    MatMuls, every float tensor read from outside the scopes (and no state is told apart). The
-    lengths: what the driver's Min reads."""
-    from legacy_rnn.conversion import verify
-    from legacy_rnn.zoo.graphview import MAIN, GraphView
-    view = view or GraphView(graph.as_graph_def())
-    scopes = {f"{block.prefix}/"}
-    for _, level, prefix in block.cells():
-        for (fn, name, *_), _, _ in level.cell.family.steps_in_graph(view, prefix) or ():
-            at = f"/{name}".find(f"/{block.prefix}/")
-            if fn == MAIN and at > 0:
-                scopes.add(name[:at] + f"{block.prefix}/")
-    inside = tuple(sorted(scopes))
-    stepped = verify.stepped_tensors(graph, view, block) or {}
-
-    def read_from(x):
-        # Back out of the driver's own plumbing (TF1 control flow's cond of a static driver
-        # with lengths: the step reads its x through a Switch) to the tensor it reads.
-        while x.op.name.startswith(inside) and x.op.type in ("Switch", "RefSwitch", "Identity"):
-            x = x.op.inputs[0]
-        return x
-
-    xs = [read_from(x) for x in stepped.get("fw", ((),))[0]]
-    # The backward direction's step inputs (the input reversed): not initial states.
-    backward = {read_from(x).name for x in stepped.get("bw", ((),))[0]}
-    read = _step_inputs(graph, inside)
-    # An x_t computed inside the scope (the PTB tutorial's inputs[:, t, :]) is translated as
-    # any other tensor; one inside a loop is not a step input.
-    if not xs or any(x.op.type in LOOP_OPS for x in xs):
-        xs = read
-    if not xs:
-        return None
-    minima = sorted((op for op in graph.get_operations()
-                     if op.name.startswith(inside) and op.type == "Min"), key=lambda op: op.name)
-    lengths = minima[0].inputs[0] if minima else None
-    while lengths is not None and lengths.op.name.startswith(inside) and \
-            lengths.op.type in ("Identity", "Cast", "ToInt32"):
-        lengths = lengths.op.inputs[0]
-    ids = {t.name for t in xs} | backward
-    return StaticReads(inside, xs, lengths, [t for t in read if t.name not in ids])
-
-
 def _state_slots(block, keras_block):
     """[(layer name, Keras state index, width)] of every level's states, in the block's order
     (read off the Keras block's own call of each layer)."""
@@ -852,27 +792,6 @@ def _initial_states(block, keras_block, tensors, values, x, lengths, read_values
             "compute the steps the graph reads" if best == 0 else
             "several orders of them as the levels' initial states compute the same steps")))
     return run, [tensors[j] for j in orders[0]]
-
-
-def _step_inputs(graph, inside):
-    """The tensors a static driver's block (its ops under `inside`) reads from outside as its
-    per-step inputs: float [batch, features] tensors that are not variables or constants, in
-    the order the graph made them (one unstack's outputs by index; per-step slices as the
-    user's loop created them)."""
-    position = {op.name: i for i, op in enumerate(graph.get_operations())}
-    found = {}
-    for op in graph.get_operations():
-        if not op.name.startswith(inside):
-            continue
-        for t in op.inputs:
-            source = t.op
-            if source.name.startswith(inside) or not t.dtype.is_floating or \
-                    t.shape.rank != 2 or source.type in VARIABLES + ("Const",) or (
-                    source.type in ("Identity", "ReadVariableOp") and source.inputs
-                    and source.inputs[0].op.type in VARIABLES):
-                continue
-            found[t.name] = t
-    return sorted(found.values(), key=lambda t: (position[t.op.name], t.value_index))
 
 
 def _placeholders(outputs, boundaries):

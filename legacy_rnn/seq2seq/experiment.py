@@ -33,6 +33,7 @@ from absl import flags
 
 from legacy_rnn import lazy
 from legacy_rnn.errors import UserError
+from legacy_rnn.seq2seq.serving import MODES  # the decoders: greedy, beam
 
 tf = lazy.module("tensorflow")
 blocks = lazy.module("legacy_rnn.zoo.blocks")
@@ -259,7 +260,6 @@ def decode_graph(config, mode, values, data, batch_size=256):
                            for p in parts])
 
 
-MODES = ("greedy", "beam")
 # Settings that do not alter the weights a training step produces: a run resumes under others.
 EVALUATION_ONLY = ("steps", "eval_examples", "beam_width", "length_penalty_weight")
 
@@ -449,7 +449,7 @@ def measure(config, values, log=print):
     out["twin_train_step"] = _median_seconds(lambda: eager(*train_batch))
     out["twin_train_step_traced"] = _median_seconds(lambda: traced(*train_batch))
     twin = keras_twin(config, values)
-    for mode in ("greedy", "beam"):
+    for mode in MODES:
         graph = build_graph(config, mode)
         with tf.compat.v1.Session(graph=graph.graph) as sess:
             load(graph, sess, values)
